@@ -1,0 +1,298 @@
+"""Backend-specific helpers, kept in one small module.
+
+Everything in keras-lnca that has to know which framework sits under Keras
+(TensorFlow, JAX or PyTorch) lives here, so the rest of the package can stay
+on `keras.ops`. Every helper degrades gracefully: a backend or device that
+cannot provide a figure yields `None` (or `False`), never an exception.
+
+Peak memory
+-----------
+`memory_source()`, `reset_peak_memory()` and `peak_memory_bytes()` measure the
+peak memory of a window of work:
+
+```python
+from keras_lnca import backend_utils
+
+backend_utils.reset_peak_memory()
+run_something()
+peak = backend_utils.peak_memory_bytes()  # int bytes, or None
+source = backend_utils.memory_source()    # e.g. "process_vmhwm"
+```
+
+The source is chosen once per call, in this order:
+
+| source | what is measured | resettable |
+| --- | --- | --- |
+| `"tensorflow_gpu"` | TF allocator peak, summed over visible GPUs | yes |
+| `"jax_device"` | `peak_bytes_in_use` summed over non-CPU JAX devices | no: peak since process start |
+| `"torch_cuda"` | `torch.cuda.max_memory_allocated`, summed over GPUs | yes |
+| `"process_vmhwm"` | process peak RSS, `VmHWM` in `/proc/self/status` | yes, via `/proc/self/clear_refs` |
+| `"process_maxrss"` | `resource.getrusage(...).ru_maxrss` | no: peak since process start |
+| `"process_rss"` | psutil: Windows `peak_wset`, else current RSS | no (current RSS is a sample, not a peak) |
+| `"none"` | nothing available | - |
+
+GPU sources count only device memory owned by the framework allocator; the
+process sources count all host memory of the process (framework, numpy,
+Python), including what was already resident before the window started.
+"""
+
+import os
+import sys
+
+import keras
+
+# =========================================================================
+# Peak memory (used by `keras_lnca.callbacks.ProfilerCallback` and the
+# efficiency benchmarks).
+# =========================================================================
+
+# Stable numeric codes for the sources: `MEMORY_SOURCES.index(name)`. Logs
+# of Keras callbacks must be numeric, so callbacks record this code. Append
+# new sources at the end; never reorder.
+MEMORY_SOURCES = (
+    "none",
+    "tensorflow_gpu",
+    "jax_device",
+    "torch_cuda",
+    "process_vmhwm",
+    "process_maxrss",
+    "process_rss",
+)
+
+_PROC_STATUS = "/proc/self/status"
+_PROC_CLEAR_REFS = "/proc/self/clear_refs"
+
+
+def memory_source_code(source):
+    """Returns the stable integer code of a memory source name.
+
+    Args:
+        source: one of `MEMORY_SOURCES`.
+
+    Returns:
+        The index of `source` in `MEMORY_SOURCES`.
+
+    Example:
+
+    >>> memory_source_code("process_vmhwm")
+    4
+    """
+    try:
+        return MEMORY_SOURCES.index(source)
+    except ValueError:
+        raise ValueError(
+            f"Unknown memory source {source!r}; expected one of "
+            f"{MEMORY_SOURCES}."
+        ) from None
+
+
+def memory_source(backend=None):
+    """Names where `peak_memory_bytes()` reads its figure.
+
+    A GPU (or other accelerator) of the active framework wins; otherwise the
+    process's host memory is measured.
+
+    Args:
+        backend: `"tensorflow"`, `"jax"` or `"torch"`. Defaults to
+            `keras.backend.backend()`.
+
+    Returns:
+        One of `MEMORY_SOURCES`.
+
+    Example:
+
+    >>> memory_source() in MEMORY_SOURCES
+    True
+    """
+    backend = backend or keras.backend.backend()
+    if _device_peak_bytes(backend) is not None:
+        return _DEVICE_SOURCES[backend]
+    return _process_source()
+
+
+def reset_peak_memory(backend=None):
+    """Starts a new peak-memory window.
+
+    Args:
+        backend: `"tensorflow"`, `"jax"` or `"torch"`. Defaults to
+            `keras.backend.backend()`.
+
+    Returns:
+        `True` if the peak of the current source was reset, `False` if the
+        source keeps a lifetime peak (see the module docstring) or nothing
+        is measurable.
+
+    Example:
+
+    >>> reset_peak_memory()  # e.g. True on Linux
+    True
+    """
+    backend = backend or keras.backend.backend()
+    source = memory_source(backend)
+    try:
+        if source == "tensorflow_gpu":
+            import tensorflow as tf
+
+            for name in _tf_gpu_names():
+                tf.config.experimental.reset_memory_stats(name)
+            return True
+        if source == "torch_cuda":
+            import torch
+
+            for index in range(torch.cuda.device_count()):
+                torch.cuda.reset_peak_memory_stats(index)
+            return True
+        if source == "process_vmhwm":
+            with open(_PROC_CLEAR_REFS, "w") as f:
+                f.write("5")
+            return True
+    except Exception:
+        return False
+    return False
+
+
+def peak_memory_bytes(backend=None):
+    """Peak memory in bytes since the last `reset_peak_memory()`.
+
+    Args:
+        backend: `"tensorflow"`, `"jax"` or `"torch"`. Defaults to
+            `keras.backend.backend()`.
+
+    Returns:
+        An `int` number of bytes, or `None` when no figure is available.
+        See `memory_source()` for what is measured.
+
+    Example:
+
+    >>> import numpy as np
+    >>> reset_peak_memory()
+    True
+    >>> x = np.ones(2**27)  # 1 GiB, touched
+    >>> peak_memory_bytes() >= 2**30
+    True
+    """
+    backend = backend or keras.backend.backend()
+    peak = _device_peak_bytes(backend)
+    if peak is not None:
+        return peak
+    return _process_peak_bytes()[1]
+
+
+# --- peak memory: accelerators -------------------------------------------
+
+
+def _tf_gpu_names():
+    import tensorflow as tf
+
+    return [
+        device.name.replace("/device:", "")
+        for device in tf.config.list_logical_devices("GPU")
+    ]
+
+
+def _tf_gpu_peak():
+    import tensorflow as tf
+
+    names = _tf_gpu_names()
+    if not names:
+        return None
+    return sum(
+        int(tf.config.experimental.get_memory_info(name)["peak"])
+        for name in names
+    )
+
+
+def _jax_device_peak():
+    import jax
+
+    peaks = []
+    for device in jax.local_devices():
+        if device.platform == "cpu":
+            continue
+        stats = device.memory_stats()
+        if stats and "peak_bytes_in_use" in stats:
+            peaks.append(int(stats["peak_bytes_in_use"]))
+    return sum(peaks) if peaks else None
+
+
+def _torch_cuda_peak():
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return sum(
+        int(torch.cuda.max_memory_allocated(index))
+        for index in range(torch.cuda.device_count())
+    )
+
+
+_DEVICE_READERS = {
+    "tensorflow": _tf_gpu_peak,
+    "jax": _jax_device_peak,
+    "torch": _torch_cuda_peak,
+}
+_DEVICE_SOURCES = {
+    "tensorflow": "tensorflow_gpu",
+    "jax": "jax_device",
+    "torch": "torch_cuda",
+}
+
+
+def _device_peak_bytes(backend):
+    reader = _DEVICE_READERS.get(backend)
+    if reader is None:
+        return None
+    try:
+        return reader()
+    except Exception:
+        return None
+
+
+# --- peak memory: host process -------------------------------------------
+
+
+def _read_vmhwm():
+    with open(_PROC_STATUS) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                value, unit = line.split()[1:3]
+                if unit.lower() != "kb":
+                    raise ValueError(f"Unexpected VmHWM unit {unit!r}")
+                return int(value) * 1024
+    raise ValueError("No VmHWM in /proc/self/status")
+
+
+def _read_maxrss():
+    import resource
+
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return int(maxrss) if sys.platform == "darwin" else int(maxrss) * 1024
+
+
+def _read_psutil():
+    import psutil
+
+    info = psutil.Process(os.getpid()).memory_info()
+    return int(getattr(info, "peak_wset", info.rss))
+
+
+_PROCESS_READERS = (
+    ("process_vmhwm", _read_vmhwm),
+    ("process_maxrss", _read_maxrss),
+    ("process_rss", _read_psutil),
+)
+
+
+def _process_peak_bytes():
+    """Returns `(source, bytes)` from the first host reader that works."""
+    for source, reader in _PROCESS_READERS:
+        try:
+            return source, reader()
+        except Exception:
+            continue
+    return "none", None
+
+
+def _process_source():
+    return _process_peak_bytes()[0]

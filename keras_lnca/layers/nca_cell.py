@@ -1,0 +1,73 @@
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_lnca")
+class NCACell(keras.layers.Layer):
+    """Base class of the cell rules: one NCA step on a grid of cells.
+
+    A cell state has three groups of channels, `[input | out | hidden]`. The
+    first `input_channels` hold the (latent) image the automaton conditions on
+    and are never changed; the rule updates the others. One step is the
+    paper's:
+
+    1. perceive and update: `update = self.compute_update(state)`, a local
+       function of each cell's neighbourhood (subclasses implement it);
+    2. stochastic mask: the update is multiplied by `update_mask` (1 where a
+       cell fires this step, 0 elsewhere), drawn by the caller before the loop;
+    3. residual: `new = state + update` on the out and hidden channels.
+
+    Args:
+        input_channels: int, number of leading channels that are fixed.
+        **kwargs: standard `keras.layers.Layer` arguments.
+
+    Call arguments:
+        state: tensor `(batch, height, width, state_channels)`.
+        update_mask: optional tensor broadcastable to
+            `(batch, height, width, 1)`; `None` updates every cell.
+        training: bool, training mode (dropout).
+
+    Returns:
+        The new state, same shape as `state`.
+    """
+
+    # How far (in cells) one step reads around a cell.
+    radius = 1
+
+    def __init__(self, input_channels, **kwargs):
+        super().__init__(**kwargs)
+        self.input_channels = input_channels
+
+    def build(self, input_shape):
+        self.state_channels = int(input_shape[-1])
+        self.update_channels = self.state_channels - self.input_channels
+        if self.update_channels <= 0:
+            raise ValueError(
+                f"A state of {self.state_channels} channels leaves nothing to "
+                f"update after {self.input_channels} input channels."
+            )
+        self.build_rule(input_shape)
+
+    def build_rule(self, input_shape):
+        """Creates the rule's weights; `self.update_channels` is known."""
+        raise NotImplementedError
+
+    def compute_update(self, state, training=None):
+        """Perceive the neighbourhood and return the update of out + hidden."""
+        raise NotImplementedError
+
+    def call(self, state, update_mask=None, training=None):
+        update = self.compute_update(state, training=training)
+        if update_mask is not None:
+            update = update * ops.cast(update_mask, update.dtype)
+        fixed = state[..., : self.input_channels]
+        evolving = state[..., self.input_channels :] + update
+        return ops.concatenate([fixed, evolving], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"input_channels": self.input_channels})
+        return config

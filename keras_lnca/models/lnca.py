@@ -1,0 +1,262 @@
+import keras
+from keras import ops
+
+from keras_lnca.layers import LatentDecoder
+from keras_lnca.layers import LatentEncoder
+from keras_lnca.models.nca_model import LATENT_WEIGHT
+from keras_lnca.models.nca_model import PIXEL_WEIGHT
+from keras_lnca.models.nca_model import NCAModel
+from keras_lnca.models.nca_model import _mse
+
+# Autoencoder-phase loss weights of the paper's official code.
+RECONSTRUCTION_WEIGHT = 100.0
+TRIPLET_WEIGHT = 10.0
+TRIPLET_MARGIN = 1.0
+TASK_WEIGHT = 10.0
+SWAP_WEIGHT = 100.0
+
+
+@keras.saving.register_keras_serializable(package="keras_lnca")
+class LNCA(NCAModel):
+    """Latent Neural Cellular Automaton for image restoration.
+
+    `encoder → seed cells [latent-in | out = 0.5 | hidden = 0] → NCA steps in
+    latent space → out channels → decoder (+ skip) → restored image`. The
+    automaton runs on a grid `2**downsampling` times smaller per side than
+    the image, which is where LNCA's memory and speed come from.
+
+    Training has two phases, chosen with `set_phase`:
+
+    * `"autoencoder"`: trains the encoder/decoder (the NCA is untouched) with
+      the paper's losses: ×100 reconstruction of the clean and the degraded
+      image; ×10 triplet loss `max(0, d(z_clean, z_degraded) −
+      d(z_clean, z_negative) + 1)`, negatives being other clean images of the
+      batch (a random cyclic shift: never an image with itself); ×10 task loss
+      on the pixels where degraded ≠ clean; ×100 swap decoding —
+      `decode(z_degraded, skip_clean)` must give the degraded image,
+      `decode(z_clean, skip_degraded)` the clean one, and the two skips must
+      agree — which keeps the corruption in the latent and out of the skip.
+    * `"nca"`: the autoencoder is frozen (BatchNorm in inference mode); the
+      NCA learns with ×100 pixel MSE, ×100 latent MSE of the out channels
+      against `encode(clean)`, and penalties on out channels outside [0, 1]
+      and hidden channels outside [−1, 1]; a sample pool persists cell states
+      across batches (see `NCAModel`).
+
+    `predict`, `evaluate` and `restore` always run the whole pipeline with
+    `inference_steps` steps, on any height and width (reflect-padded to a
+    multiple of `2**downsampling` and cropped back).
+
+    Args:
+        channels: int, 1 (gray) or 3 (RGB).
+        cell: `"nafca"` (default), `"vitca"` or `"sobel"`.
+        downsampling: int in {1, 2, 3}, stride-2 levels of the autoencoder.
+        latent_channels: int, latent width (= the cell's input and out groups).
+        hidden_channels: int, hidden channels of each cell.
+        train_steps: `(low, high)`, per-sample step counts drawn in training.
+        inference_steps: int, steps at inference.
+        fire_rate: float, probability that a cell updates at each step.
+        pool_size: int, entries in the sample pool (0 disables it).
+        pool_image_size: int, training crop size the pool holds.
+        pool_rate: float, fraction of a batch taken from the pool.
+        autoencoder_filters: int, width of the autoencoder's intermediate
+            levels (and skip); defaults to `latent_channels // 2`.
+        cell_config: dict, extra arguments of the cell (e.g. `embed_dim`).
+        phase: `"autoencoder"` (default) or `"nca"`.
+        seed: int, seed of the training schedule and masks.
+        **kwargs: standard `keras.Model` arguments.
+
+    Example:
+    ```python
+    import keras_lnca as kl
+
+    model = kl.LNCA(channels=1)
+    model.compile()
+    model.fit(train_ds, epochs=5)           # phase "autoencoder"
+    model.set_phase("nca")
+    model.fit(train_ds, epochs=20)
+    restored = model.predict(noisy)         # (N, H, W, 1) in [0, 1]
+    ```
+
+    Reference:
+        Menta, Archetti, Matteucci, "Latent Neural Cellular Automata for
+        Resource-Efficient Image Restoration", arXiv:2403.15525 (2024).
+    """
+
+    phases = ("autoencoder", "nca")
+
+    def __init__(
+        self,
+        channels=3,
+        cell="nafca",
+        downsampling=2,
+        latent_channels=16,
+        hidden_channels=32,
+        train_steps=(8, 32),
+        inference_steps=64,
+        fire_rate=1.0,
+        pool_size=1024,
+        pool_image_size=32,
+        pool_rate=0.5,
+        autoencoder_filters=None,
+        cell_config=None,
+        phase=None,
+        seed=None,
+        **kwargs,
+    ):
+        self.downsampling = downsampling
+        self.latent_channels = latent_channels
+        self.autoencoder_filters = autoencoder_filters
+        if pool_image_size % (2**downsampling):
+            raise ValueError(
+                f"`pool_image_size` ({pool_image_size}) must be a multiple of "
+                f"2**downsampling ({2**downsampling})."
+            )
+        super().__init__(
+            channels=channels,
+            cell=cell,
+            hidden_channels=hidden_channels,
+            train_steps=train_steps,
+            inference_steps=inference_steps,
+            fire_rate=fire_rate,
+            pool_size=pool_size,
+            pool_image_size=pool_image_size,
+            pool_rate=pool_rate,
+            cell_config=cell_config,
+            phase=phase,
+            seed=seed,
+            **kwargs,
+        )
+
+    def _make_layers(self):
+        self.encoder = LatentEncoder(
+            self.latent_channels, self.downsampling, filters=self.autoencoder_filters, name="encoder"
+        )
+        self.decoder = LatentDecoder(
+            self.channels,
+            self.latent_channels,
+            self.downsampling,
+            filters=self.autoencoder_filters,
+            name="decoder",
+        )
+
+    @property
+    def cell_input_channels(self):
+        return self.latent_channels
+
+    @property
+    def grid_factor(self):
+        return 2**self.downsampling
+
+    def build(self, input_shape=None):
+        image_shape = (None, None, None, self.channels)
+        self.encoder.build(image_shape)
+        skip_shape, latent_shape = self.encoder.compute_output_shape(image_shape)
+        self.decoder.build((latent_shape, skip_shape))
+        self._build_core()
+        self.built = True
+
+    def encode(self, images, training=False):
+        skip, latent = self.encoder(images, training=training)
+        return skip, latent
+
+    def decode(self, out, context, training=False):
+        return self.decoder([out, context], training=training)
+
+    def _phase_trainables(self, phase):
+        autoencoder = phase == "autoencoder"
+        return {self.encoder: autoencoder, self.decoder: autoencoder, self.nca: not autoencoder}
+
+    def _codec_radius(self):
+        # Each 3x3 block reads one cell of its own resolution on each side.
+        return sum(2**level for level in range(self.downsampling + 1)) * 2
+
+    # ------------------------------------------------------------------
+    # Training.
+    # ------------------------------------------------------------------
+    def _training_outputs(self, degraded, clean):
+        if self.phase == "autoencoder":
+            return self._autoencoder_outputs(degraded, clean)
+        return self._nca_outputs(degraded, clean)
+
+    def _autoencoder_outputs(self, degraded, clean):
+        batch = ops.shape(clean)[0]
+        skips, latents = self.encoder(ops.concatenate([clean, degraded], axis=0), training=True)
+        skip_clean, skip_degraded = ops.split(skips, 2, axis=0)
+        z_clean, z_degraded = ops.split(latents, 2, axis=0)
+        # Reconstructions, then the two swap decodings, in one decoder pass.
+        decoded = self.decoder(
+            [
+                ops.concatenate([z_clean, z_degraded, z_degraded, z_clean], axis=0),
+                ops.concatenate([skip_clean, skip_degraded, skip_clean, skip_degraded], axis=0),
+            ],
+            training=True,
+        )
+        rec_clean, rec_degraded, swap_degraded, swap_clean = ops.split(decoded, 4, axis=0)
+        shift = keras.random.randint((), 1, ops.maximum(batch, 2), seed=self.seed_generator)
+        negatives = ops.take(z_clean, (ops.arange(batch) + shift) % batch, axis=0)
+        return {
+            "restored": rec_clean,
+            "target": clean,
+            "degraded": degraded,
+            "rec_degraded": rec_degraded,
+            "swap_degraded": swap_degraded,
+            "swap_clean": swap_clean,
+            "z_clean": z_clean,
+            "z_degraded": z_degraded,
+            "z_negative": negatives,
+            "skip_clean": skip_clean,
+            "skip_degraded": skip_degraded,
+        }
+
+    def _phase_losses(self, outputs):
+        if self.phase == "nca":
+            losses = self._nca_losses(outputs)
+            losses["latent_loss"] = (LATENT_WEIGHT, _mse(outputs["out"], outputs["out_target"]))
+            return losses
+        clean, degraded = outputs["target"], outputs["degraded"]
+
+        def distance(a, b):
+            return ops.mean(ops.square(a - b), axis=(1, 2, 3))
+
+        triplet = ops.mean(
+            ops.maximum(
+                distance(outputs["z_clean"], outputs["z_degraded"])
+                - distance(outputs["z_clean"], outputs["z_negative"])
+                + TRIPLET_MARGIN,
+                0.0,
+            )
+        )
+        changed = ops.cast(ops.not_equal(degraded, clean), degraded.dtype)
+        return {
+            "reconstruction_loss": (
+                RECONSTRUCTION_WEIGHT,
+                0.5 * (_mse(outputs["restored"], clean) + _mse(outputs["rec_degraded"], degraded)),
+            ),
+            "triplet_loss": (TRIPLET_WEIGHT, triplet),
+            "task_loss": (
+                TASK_WEIGHT,
+                _mse(outputs["rec_degraded"] * changed, degraded * changed),
+            ),
+            "swap_loss": (
+                SWAP_WEIGHT,
+                _mse(outputs["skip_clean"], outputs["skip_degraded"])
+                + _mse(outputs["swap_degraded"], degraded)
+                + _mse(outputs["swap_clean"], clean),
+            ),
+        }
+
+    def _loss_names(self, phase):
+        if phase == "autoencoder":
+            return ("reconstruction_loss", "triplet_loss", "task_loss", "swap_loss")
+        return ("pixel_loss", "latent_loss", "out_overflow", "hidden_overflow")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "downsampling": self.downsampling,
+                "latent_channels": self.latent_channels,
+                "autoencoder_filters": self.autoencoder_filters,
+            }
+        )
+        return config

@@ -1,0 +1,473 @@
+import keras
+import numpy as np
+from keras import ops
+
+from keras_lnca import backend_ops
+from keras_lnca.layers import NCA
+from keras_lnca.layers import get_cell
+from keras_lnca.optimizers import NormalizedAdam
+
+# Loss weights of the paper's official code.
+PIXEL_WEIGHT = 100.0
+LATENT_WEIGHT = 100.0
+OUT_OVERFLOW_WEIGHT = 1.0
+HIDDEN_OVERFLOW_WEIGHT = 1.0
+
+
+def _mse(a, b):
+    return ops.mean(ops.square(a - b))
+
+
+def _overflow(x, low, high):
+    return ops.mean(ops.abs(x - ops.clip(x, low, high)))
+
+
+class NCAModel(keras.Model):
+    """Shared machinery of `LNCA` and `PixelNCA` (not used directly).
+
+    A subclass says how an image becomes the automaton's input grid
+    (`encode`), how the out channels become an image (`decode`), and how many
+    pixels one cell covers per side (`grid_factor`). This class owns the rest:
+    the cell state `[input | out = 0.5 | hidden = 0]`, the NCA loop and its
+    step schedule, the sample pool, the losses of the NCA phase, the training
+    hooks that make `fit` run unchanged on TensorFlow, JAX and PyTorch, and
+    the numpy-facing `restore`.
+
+    Training data are `(degraded, clean)` pairs. A thin `train_step` hook
+    hands both to `call(training=True)`, which returns a dict of everything
+    the losses need; `compute_loss` and `compute_metrics` read that dict. At
+    inference (`predict`, `evaluate`, `restore`) `call` runs the
+    deterministic pipeline and returns the restored image.
+
+    The sample pool (as in the paper): `pool_size` entries of (degraded,
+    clean, final cell state) at the training crop size `pool_image_size`,
+    stored in non-trainable variables. Each training batch draws `batch`
+    distinct random slots; the first `round(pool_rate * batch)` samples of
+    the batch are replaced by the pool entries in their slots when those are
+    filled, and so resume from the stored state with their stored target.
+    After the step every sample of the batch is written to its slot (pooled
+    samples back to their own slot, fresh samples over a random entry). The
+    pool is bypassed for any other spatial size.
+    """
+
+    phases = ("nca",)
+
+    def __init__(
+        self,
+        channels=3,
+        cell="nafca",
+        hidden_channels=32,
+        train_steps=(8, 32),
+        inference_steps=64,
+        fire_rate=1.0,
+        pool_size=1024,
+        pool_image_size=32,
+        pool_rate=0.5,
+        cell_config=None,
+        phase=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if channels not in (1, 3):
+            raise ValueError(f"`channels` must be 1 or 3, got {channels}.")
+        low, high = (train_steps, train_steps) if np.isscalar(train_steps) else train_steps
+        if not 1 <= low <= high:
+            raise ValueError(f"`train_steps` must be (low, high) with 1 <= low <= high, got {train_steps}.")
+        self.channels = channels
+        self.cell_name = cell
+        self.hidden_channels = hidden_channels
+        self.train_steps = (int(low), int(high))
+        self.inference_steps = int(inference_steps)
+        self.fire_rate = float(fire_rate)
+        self.pool_size = int(pool_size)
+        self.pool_image_size = int(pool_image_size)
+        self.pool_rate = float(pool_rate)
+        self.cell_config = dict(cell_config or {})
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed, name="schedule_seed")
+        self._make_layers()
+        self.nca = NCA(
+            get_cell(cell, self.cell_input_channels, **self.cell_config),
+            steps=self.inference_steps,
+            fire_rate=fire_rate,
+            seed=None if seed is None else seed + 1,
+            name="nca",
+        )
+        self._loss_trackers = {
+            name: keras.metrics.Mean(name=name)
+            for each_phase in self.phases
+            for name in self._loss_names(each_phase)
+        }
+        self._compile_args = None
+        self._predict_functions = {}
+        self.phase = None
+        self._apply_phase(phase or self.phases[0])
+
+    # ------------------------------------------------------------------
+    # What a subclass defines.
+    # ------------------------------------------------------------------
+    @property
+    def cell_input_channels(self):
+        """Channels of the automaton's input (and out) group."""
+        raise NotImplementedError
+
+    @property
+    def grid_factor(self):
+        """Pixels per cell along each side."""
+        return 1
+
+    def _make_layers(self):
+        """Creates the sub-layers other than the NCA (called once by __init__)."""
+
+    def encode(self, images, training=False):
+        """Returns `(context, grid)`: what `decode` needs, and the input grid."""
+        raise NotImplementedError
+
+    def decode(self, out, context, training=False):
+        """Maps the out channels of the final state to an image."""
+        raise NotImplementedError
+
+    def _phase_trainables(self, phase):
+        """Maps each sub-layer to whether it trains in `phase`."""
+        return {self.nca: True}
+
+    # ------------------------------------------------------------------
+    # Structure.
+    # ------------------------------------------------------------------
+    @property
+    def state_channels(self):
+        return 2 * self.cell_input_channels + self.hidden_channels
+
+    def _build_core(self):
+        self.nca.build((None, None, None, self.state_channels))
+        if self.pool_size > 0:
+            size, grid = self.pool_image_size, self.pool_image_size // self.grid_factor
+            pool = dict(trainable=False, initializer="zeros")
+            self.pool_images = self.add_weight(
+                shape=(self.pool_size, size, size, self.channels), name="pool_images", **pool
+            )
+            self.pool_targets = self.add_weight(
+                shape=(self.pool_size, size, size, self.channels), name="pool_targets", **pool
+            )
+            self.pool_states = self.add_weight(
+                shape=(self.pool_size, grid, grid, self.state_channels), name="pool_states", **pool
+            )
+            self.pool_filled = self.add_weight(
+                shape=(self.pool_size,), name="pool_filled", **pool
+            )
+        # Variables created by build() take the current phase's trainability.
+        self._apply_phase(self.phase)
+
+    def seed_state(self, grid):
+        """The initial cell state `[grid | out = 0.5 | hidden = 0]`."""
+        shape = ops.shape(grid)
+        out = ops.full(shape, 0.5, dtype=grid.dtype)
+        hidden = ops.zeros(tuple(shape[:-1]) + (self.hidden_channels,), dtype=grid.dtype)
+        return ops.concatenate([grid, out, hidden], axis=-1)
+
+    def split_state(self, state):
+        """Returns the `(input, out, hidden)` channel groups of a state."""
+        n = self.cell_input_channels
+        return state[..., :n], state[..., n : 2 * n], state[..., 2 * n :]
+
+    # ------------------------------------------------------------------
+    # Forward passes.
+    # ------------------------------------------------------------------
+    def call(self, inputs, training=False, steps=None):
+        if isinstance(inputs, (tuple, list)):
+            degraded, clean = inputs
+            if training:
+                return self._training_outputs(degraded, clean)
+            inputs = degraded
+        return self._restore_tensor(inputs, steps=steps)
+
+    def _check_images(self, images):
+        if len(images.shape) != 4:
+            raise ValueError(
+                f"Expected images of shape (batch, height, width, {self.channels}), "
+                f"got shape {tuple(images.shape)}."
+            )
+        if images.shape[-1] is not None and images.shape[-1] != self.channels:
+            raise ValueError(
+                f"This model restores {self.channels}-channel images; got "
+                f"{images.shape[-1]} channels."
+            )
+
+    def _restore_tensor(self, images, steps=None):
+        """The deterministic inference pipeline, for any height and width."""
+        self._check_images(images)
+        steps = self.inference_steps if steps is None else int(steps)
+        height, width = ops.shape(images)[1], ops.shape(images)[2]
+        padded = backend_ops.pad_to_multiple(images, self.grid_factor)
+        context, grid = self.encode(padded, training=False)
+        state = self.nca(self.seed_state(grid), steps=steps, training=False)
+        _, out, _ = self.split_state(state)
+        restored = self.decode(out, context, training=False)
+        return ops.clip(restored[:, :height, :width, :], 0.0, 1.0)
+
+    def _training_outputs(self, degraded, clean):
+        return self._nca_outputs(degraded, clean)
+
+    def _uses_pool(self, images):
+        size = self.pool_image_size
+        return self.pool_size > 0 and images.shape[1] == size and images.shape[2] == size
+
+    def _nca_outputs(self, degraded, clean):
+        """One training forward pass of the NCA phase, pool included."""
+        batch = ops.shape(degraded)[0]
+        use_pool = self._uses_pool(degraded)
+        if use_pool:
+            slots = ops.argsort(
+                keras.random.uniform((self.pool_size,), seed=self.seed_generator)
+            )[:batch]
+            position = ops.cast(ops.arange(batch), "float32") / ops.cast(batch, "float32")
+            from_pool = ops.logical_and(
+                ops.take(self.pool_filled, slots, axis=0) > 0.5,
+                position < self.pool_rate,
+            )
+            pick = from_pool[:, None, None, None]
+            degraded = ops.where(pick, ops.take(self.pool_images, slots, axis=0), degraded)
+            clean = ops.where(pick, ops.take(self.pool_targets, slots, axis=0), clean)
+        context, grid = self.encode(degraded, training=False)
+        _, target_grid = self.encode(clean, training=False)
+        state = self.seed_state(grid)
+        if use_pool:
+            state = ops.where(pick, ops.take(self.pool_states, slots, axis=0), state)
+        low, high = self.train_steps
+        step_counts = keras.random.randint(
+            ops.shape(degraded)[:1], low, high + 1, seed=self.seed_generator
+        )
+        state = self.nca(state, steps=high, step_counts=step_counts, training=True)
+        _, out, hidden = self.split_state(state)
+        restored = self.decode(out, context, training=False)
+        outputs = {
+            "restored": restored,
+            "target": clean,
+            "out": out,
+            "hidden": hidden,
+            "out_target": ops.stop_gradient(target_grid),
+            "state": state,
+        }
+        if use_pool:
+            index = slots[:, None]
+            final = ops.stop_gradient(state)
+            self.pool_images.assign(ops.scatter_update(self.pool_images, index, degraded))
+            self.pool_targets.assign(ops.scatter_update(self.pool_targets, index, clean))
+            self.pool_states.assign(ops.scatter_update(self.pool_states, index, final))
+            self.pool_filled.assign(
+                ops.scatter_update(self.pool_filled, index, ops.ones((batch,), "float32"))
+            )
+            outputs.update(
+                {"pool_slots": slots, "from_pool": from_pool, "step_counts": step_counts}
+            )
+        return outputs
+
+    # ------------------------------------------------------------------
+    # Losses and metrics.
+    # ------------------------------------------------------------------
+    def _nca_losses(self, outputs):
+        losses = {
+            "pixel_loss": (PIXEL_WEIGHT, _mse(outputs["restored"], outputs["target"])),
+            "out_overflow": (OUT_OVERFLOW_WEIGHT, _overflow(outputs["out"], 0.0, 1.0)),
+            "hidden_overflow": (HIDDEN_OVERFLOW_WEIGHT, _overflow(outputs["hidden"], -1.0, 1.0)),
+        }
+        return losses
+
+    def _phase_losses(self, outputs):
+        return self._nca_losses(outputs)
+
+    def _loss_names(self, phase):
+        return ("pixel_loss", "out_overflow", "hidden_overflow")
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if isinstance(y_pred, dict):
+            total = 0.0
+            for name, (weight, value) in self._phase_losses(y_pred).items():
+                self._loss_trackers[name].update_state(value)
+                total = total + weight * value
+            return total
+        return PIXEL_WEIGHT * _mse(y_pred, y)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if isinstance(y_pred, dict):
+            y, y_pred = y_pred["target"], y_pred["restored"]
+        return super().compute_metrics(x, y, y_pred, sample_weight)
+
+    @property
+    def metrics(self):
+        # Only the current phase's loss components are reported.
+        trackers = getattr(self, "_loss_trackers", {})
+        active = {id(trackers[name]) for name in self._loss_names(self.phase) if name in trackers}
+        idle = {id(t) for t in trackers.values()} - active
+        metrics = [m for m in super().metrics if id(m) not in idle]
+        known = {id(m) for m in metrics}
+        metrics.extend(t for t in trackers.values() if id(t) in active - known)
+        return metrics
+
+    # ------------------------------------------------------------------
+    # Training hooks (the same code on TensorFlow, JAX and PyTorch).
+    # ------------------------------------------------------------------
+    def train_step(self, *args):
+        # JAX calls train_step(state, data); TensorFlow and torch train_step(data).
+        *state, data = args
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__}.fit needs (degraded, clean) pairs; got inputs only."
+            )
+        return super().train_step(*state, ((x, y), y, sample_weight))
+
+    def compile(self, optimizer=None, metrics=None, learning_rate=1e-2, decay_steps=10_000, **kwargs):
+        """Configures training; every argument is reused by `set_phase`.
+
+        Args:
+            optimizer: a Keras optimizer, its name, or None for the paper's
+                `NormalizedAdam` with cosine decay from `learning_rate` over
+                `decay_steps` steps.
+            metrics: metrics on (restored, clean); None for PSNR and SSIM.
+            learning_rate: float, initial learning rate of the default optimizer.
+            decay_steps: int, cosine decay length of the default optimizer.
+            **kwargs: the other arguments of `keras.Model.compile`
+                (`jit_compile`, `run_eagerly`, `steps_per_execution`, ...).
+        """
+        self._compile_args = dict(
+            optimizer=optimizer,
+            metrics=metrics,
+            learning_rate=learning_rate,
+            decay_steps=decay_steps,
+            **kwargs,
+        )
+        self._compile_for_phase()
+
+    def _compile_for_phase(self):
+        from keras_lnca import metrics as lnca_metrics
+
+        args = dict(self._compile_args)
+        optimizer = args.pop("optimizer")
+        metrics = args.pop("metrics")
+        learning_rate = args.pop("learning_rate")
+        decay_steps = args.pop("decay_steps")
+        if optimizer is None:
+            schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
+            optimizer = NormalizedAdam(schedule)
+        elif isinstance(optimizer, keras.optimizers.Optimizer):
+            # A fresh copy, so that each phase starts with fresh moments.
+            optimizer = type(optimizer).from_config(optimizer.get_config())
+        if metrics is None:
+            metrics = [lnca_metrics.PSNR(), lnca_metrics.SSIM()]
+        else:
+            metrics = [
+                keras.metrics.get(m) if isinstance(m, str) else type(m).from_config(m.get_config())
+                for m in metrics
+            ]
+        for tracker in self._loss_trackers.values():
+            tracker.reset_state()
+        super().compile(optimizer=optimizer, metrics=metrics, **args)
+
+    def get_compile_config(self):
+        if self._compile_args is None:
+            return None
+        return {
+            key: keras.saving.serialize_keras_object(value)
+            for key, value in self._compile_args.items()
+        }
+
+    def compile_from_config(self, config):
+        self.compile(
+            **{key: keras.saving.deserialize_keras_object(value) for key, value in config.items()}
+        )
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def set_phase(self, phase):
+        """Switches the training phase and re-compiles with the last `compile` arguments."""
+        self._apply_phase(phase)
+        if self._compile_args is not None:
+            self._compile_for_phase()
+        return self
+
+    def _apply_phase(self, phase):
+        if phase not in self.phases:
+            raise ValueError(f"Unknown phase {phase!r}; choose one of {self.phases}.")
+        self.phase = phase
+        for layer, trainable in self._phase_trainables(phase).items():
+            # Set every nested layer: Keras does not propagate the flag to
+            # sub-layers created after it was first set (before build).
+            for sublayer in layer._flatten_layers(include_self=True):
+                sublayer.trainable = trainable
+
+    # ------------------------------------------------------------------
+    # numpy-facing inference.
+    # ------------------------------------------------------------------
+    def restore(self, image, steps=None, tile=None, batch_size=1):
+        """Restores images given as numpy arrays or PIL images.
+
+        Args:
+            image: array `(H, W)`, `(H, W, C)` or `(N, H, W, C)`, uint8,
+                uint16 or float in [0, 1]; or a PIL image. A gray image given
+                to a colour model (and the reverse) is converted, with a warning.
+            steps: int, NCA steps (defaults to `inference_steps`).
+            tile: int, restore in overlapping tiles of this size (bounded
+                memory for huge images); None restores in one piece.
+            batch_size: int, images per forward pass for `(N, H, W, C)` input.
+
+        Returns:
+            A numpy array of the input's shape and dtype family (uint8 in,
+            uint8 out; float in, float32 out).
+        """
+        from keras_lnca import image_io
+
+        batch, restore_like = image_io.to_batch(image, self.channels, self.grid_factor)
+        steps = self.inference_steps if steps is None else int(steps)
+        if tile:
+            from keras_lnca import tiling
+
+            restored = tiling.restore_tiled(self, batch, steps=steps, tile=int(tile))
+        else:
+            restored = self.predict_with_steps(batch, steps=steps, batch_size=batch_size)
+        return restore_like(restored)
+
+    def predict_with_steps(self, images, steps=None, batch_size=1):
+        """`predict` with a given number of NCA steps (one compiled function per count)."""
+        steps = self.inference_steps if steps is None else int(steps)
+        default = self.inference_steps
+        self.predict_function = self._predict_functions.get(steps)
+        self.inference_steps = steps
+        try:
+            return self.predict(images, batch_size=batch_size, verbose=0)
+        finally:
+            self._predict_functions[steps] = self.predict_function
+            self.inference_steps = default
+            self.predict_function = self._predict_functions.get(default)
+
+    def receptive_radius(self, steps=None):
+        """Pixels on each side that one output pixel depends on (an upper bound)."""
+        steps = self.inference_steps if steps is None else int(steps)
+        return steps * self.nca.cell.radius * self.grid_factor + self._codec_radius()
+
+    def _codec_radius(self):
+        return 0
+
+    # ------------------------------------------------------------------
+    # Serialisation.
+    # ------------------------------------------------------------------
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "channels": self.channels,
+                "cell": self.cell_name,
+                "hidden_channels": self.hidden_channels,
+                "train_steps": list(self.train_steps),
+                "inference_steps": self.inference_steps,
+                "fire_rate": self.fire_rate,
+                "pool_size": self.pool_size,
+                "pool_image_size": self.pool_image_size,
+                "pool_rate": self.pool_rate,
+                "cell_config": self.cell_config,
+                "phase": self.phase,
+                "seed": self.seed,
+            }
+        )
+        return config

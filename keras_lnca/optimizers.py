@@ -1,0 +1,46 @@
+"""The optimizer the paper trains with."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_lnca")
+class NormalizedAdam(keras.optimizers.Adam):
+    """Adam on per-variable normalised gradients, `g / (||g|| + epsilon_norm)`.
+
+    Normalising each variable's gradient to unit L2 norm before the Adam
+    update is how the NCA literature (and the LNCA code) keeps the long
+    iterated rule from producing exploding or vanishing gradients. The
+    normalisation lives in `apply`, so it runs inside the compiled train step
+    on every backend.
+
+    Args:
+        learning_rate: float or `keras.optimizers.schedules.LearningRateSchedule`.
+        epsilon_norm: float, added to the gradient norm. Defaults to 1e-8.
+        **kwargs: the arguments of `keras.optimizers.Adam`.
+
+    Example:
+    ```python
+    schedule = keras.optimizers.schedules.CosineDecay(1e-2, decay_steps=10_000)
+    model.compile(optimizer=kl.optimizers.NormalizedAdam(schedule))
+    ```
+
+    Reference:
+        Menta, Archetti, Matteucci, arXiv:2403.15525.
+    """
+
+    def __init__(self, learning_rate=1e-2, epsilon_norm=1e-8, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.epsilon_norm = epsilon_norm
+
+    def apply(self, grads, trainable_variables=None):
+        grads = [
+            None if g is None else g / (ops.sqrt(ops.sum(ops.square(g))) + self.epsilon_norm)
+            for g in grads
+        ]
+        return super().apply(grads, trainable_variables)
+
+    def get_config(self):
+        config = super().get_config()
+        config["epsilon_norm"] = self.epsilon_norm
+        return config

@@ -1,0 +1,264 @@
+"""LNCA and PixelNCA: two-phase fit, frozen autoencoder, the sample pool, predict, saving."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from conftest import REPO
+from conftest import pairs
+
+import keras_lnca as kl
+
+TINY = dict(train_steps=(2, 3), inference_steps=3, pool_size=8, pool_image_size=16)
+TINY_NAFCA = dict(cell_config={"embed_dim": 32, "dropout": 0.0})
+
+
+def tiny_lnca(channels=3, **kwargs):
+    return kl.LNCA(channels=channels, **{**TINY, **TINY_NAFCA, **kwargs})
+
+
+def snapshot(variables):
+    return [np.array(v) for v in variables]
+
+
+def test_default_lnca_is_the_papers_configuration():
+    model = kl.LNCA()
+    model.build((None, 32, 32, 3))
+    ae = model.encoder.count_params() + model.decoder.count_params()
+    cell = model.nca.count_params()
+    assert 3_500 <= ae <= 4_500
+    assert 46_000 <= cell <= 48_000
+    assert model.state_channels == 64
+    trainable = sum(int(np.prod(v.shape)) for v in model.encoder.weights + model.decoder.weights
+                    + model.nca.weights)
+    assert trainable == ae + cell
+
+
+@pytest.mark.parametrize("cell", ["nafca", "vitca", "sobel"])
+def test_lnca_fits_both_phases(cell):
+    x, y = pairs(8, 16)
+    config = TINY_NAFCA["cell_config"] if cell == "nafca" else (
+        {"embed_dim": 16, "mlp_dim": 16} if cell == "vitca" else {"hidden_units": 16})
+    model = kl.LNCA(cell=cell, **TINY, cell_config=config)
+    model.compile()
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    logs = history.history
+    assert {"loss", "reconstruction_loss", "triplet_loss", "task_loss", "swap_loss", "psnr", "ssim"} <= set(logs)
+    assert "pixel_loss" not in logs
+    model.set_phase("nca")
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    logs = history.history
+    assert {"loss", "pixel_loss", "latent_loss", "out_overflow", "hidden_overflow", "psnr"} <= set(logs)
+    assert all(np.isfinite(v[-1]) for v in logs.values())
+    results = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
+    assert np.isfinite(results["loss"]) and "psnr" in results
+
+
+def test_autoencoder_phase_leaves_nca_untouched():
+    x, y = pairs(8, 16)
+    model = tiny_lnca()
+    model.compile()
+    model.build((None, 16, 16, 3))
+    nca_before = snapshot(model.nca.weights)
+    ae_before = snapshot(model.encoder.weights)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    for a, b in zip(nca_before, snapshot(model.nca.weights)):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(ae_before, snapshot(model.encoder.weights)))
+
+
+def test_nca_phase_leaves_autoencoder_bit_identical():
+    x, y = pairs(8, 16)
+    model = tiny_lnca()
+    model.compile()
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    model.set_phase("nca")
+    codec = model.encoder.weights + model.decoder.weights
+    assert any("moving_mean" in v.path for v in codec)  # BatchNorm statistics included
+    before, nca_before = snapshot(codec), snapshot(model.nca.weights)
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    for a, b in zip(before, snapshot(codec)):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(nca_before, snapshot(model.nca.weights)))
+
+
+def test_pool_resumes_stored_state_with_its_own_target():
+    model = tiny_lnca(pool_size=6, pool_rate=0.5)
+    model.set_phase("nca")
+    model.build((None, 16, 16, 3))
+    for w in model.nca.trainable_weights:  # a non-trivial rule
+        w.assign(np.asarray(w) + 0.01)
+    rng = np.random.default_rng(1)
+    model.pool_images.assign(rng.random(model.pool_images.shape).astype("float32"))
+    model.pool_targets.assign(rng.random(model.pool_targets.shape).astype("float32"))
+    model.pool_states.assign(rng.random(model.pool_states.shape).astype("float32"))
+    model.pool_filled.assign(np.ones(model.pool_filled.shape, "float32"))
+    stored = {k: np.array(getattr(model, k)) for k in ("pool_images", "pool_targets", "pool_states")}
+    x, y = pairs(4, 16, seed=2)
+
+    out = model((x, y), training=True)
+    slots = np.asarray(out["pool_slots"])
+    from_pool = np.asarray(out["from_pool"])
+    counts = np.asarray(out["step_counts"])
+    state = np.asarray(out["state"])
+    assert len(set(slots.tolist())) == 4
+    np.testing.assert_array_equal(from_pool, [True, True, False, False])
+
+    for b in range(4):
+        slot = slots[b]
+        if from_pool[b]:
+            start = stored["pool_states"][slot][None]
+            np.testing.assert_array_equal(np.asarray(out["target"])[b], stored["pool_targets"][slot])
+        else:
+            _, grid = model.encode(x[b : b + 1])
+            start = np.asarray(model.seed_state(grid))
+            np.testing.assert_array_equal(np.asarray(out["target"])[b], y[b])
+        expected = np.asarray(model.nca(start, steps=int(counts[b]), training=True))[0]
+        np.testing.assert_allclose(state[b], expected, atol=1e-5)
+        # Written back: the state the step returned, with its image and target.
+        np.testing.assert_array_equal(np.array(model.pool_states)[slot], state[b])
+        np.testing.assert_array_equal(np.array(model.pool_targets)[slot], np.asarray(out["target"])[b])
+        images = stored["pool_images"][slot] if from_pool[b] else x[b]
+        np.testing.assert_array_equal(np.array(model.pool_images)[slot], images)
+
+
+def test_pool_fills_during_fit_and_is_bypassed_at_other_sizes():
+    model = tiny_lnca(pool_size=8)
+    model.compile()
+    model.set_phase("nca")
+    x, y = pairs(4, 16)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert float(np.sum(np.array(model.pool_filled))) == 4  # one batch, distinct slots
+    model.fit(x, y, batch_size=4, epochs=3, verbose=0)
+    assert float(np.sum(np.array(model.pool_filled))) > 4
+    before = np.array(model.pool_states)
+    x2, y2 = pairs(4, 24)
+    model.fit(x2, y2, batch_size=4, epochs=1, verbose=0)
+    np.testing.assert_array_equal(np.array(model.pool_states), before)
+
+
+@pytest.mark.parametrize("cell", ["vitca", "sobel"])
+def test_pixel_nca_fits_and_predicts(cell):
+    x, y = pairs(8, 16)
+    config = {"embed_dim": 16, "mlp_dim": 16} if cell == "vitca" else {"hidden_units": 16}
+    model = kl.PixelNCA(channels=3, cell=cell, cell_config=config, hidden_channels=8, **TINY)
+    model.compile()
+    history = model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    assert "pixel_loss" in history.history and "latent_loss" not in history.history
+    out = model.predict(np.zeros((1, 13, 17, 3), "float32"), verbose=0)
+    assert out.shape == (1, 13, 17, 3) and out.min() >= 0 and out.max() <= 1
+
+
+def test_predict_shapes_and_determinism():
+    colour = tiny_lnca(channels=3)
+    gray = tiny_lnca(channels=1)
+    rng = np.random.default_rng(0)
+    a = rng.random((1, 31, 45, 3)).astype("float32")
+    b = rng.random((2, 64, 64, 1)).astype("float32")
+    assert colour.predict(a, verbose=0).shape == (1, 31, 45, 3)
+    assert gray.predict(b, verbose=0).shape == (2, 64, 64, 1)
+    np.testing.assert_array_equal(gray.predict(b, verbose=0), gray.predict(b, verbose=0))
+
+
+def test_bad_inputs_raise_clear_errors():
+    model = tiny_lnca(channels=3)
+    with pytest.raises(ValueError, match="channels"):
+        model.predict(np.zeros((1, 8, 8, 1), "float32"), verbose=0)
+    with pytest.raises(ValueError, match="NaN"):
+        model.restore(np.full((8, 8, 3), np.nan, "float32"))
+    with pytest.raises(ValueError, match="shape"):
+        model.restore(np.zeros((8,), "float32"))
+    with pytest.raises(ValueError, match="phase"):
+        model.set_phase("pixels")
+    with pytest.raises(ValueError, match="pairs"):
+        model.compile()
+        model.fit(np.zeros((2, 16, 16, 3), "float32"), epochs=1, verbose=0)
+
+
+def test_restore_numpy_round_trip():
+    model = tiny_lnca(channels=3)
+    image = (np.random.default_rng(0).random((10, 7, 3)) * 255).astype("uint8")
+    out = model.restore(image)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    float_out = model.restore(image.astype("float32") / 255, steps=1)
+    assert float_out.shape == image.shape and float_out.dtype == np.float32
+    tiny = model.restore(np.zeros((1, 1, 3), "float32"))
+    assert tiny.shape == (1, 1, 3)
+    with pytest.warns(UserWarning, match="Gray"):
+        assert model.restore(np.zeros((8, 8), "uint8")).shape == (8, 8)
+
+
+def test_keras_file_round_trip(tmp_path):
+    x, y = pairs(8, 16)
+    model = tiny_lnca()
+    model.compile()
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    model.set_phase("nca")
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, kl.LNCA) and loaded.phase == "nca"
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    # A loaded model keeps training.
+    loaded.compile()
+    loaded.fit(x, y, batch_size=4, epochs=1, verbose=0)
+
+
+WRITE_UNDER_JAX = r"""
+import sys, numpy as np, keras, keras_lnca as kl
+keras.utils.set_random_seed(0)
+model = kl.LNCA(channels=3, train_steps=(2, 3), inference_steps=3, pool_size=8,
+                pool_image_size=16, cell_config={"embed_dim": 32, "dropout": 0.0})
+rng = np.random.default_rng(0)
+y = rng.random((8, 16, 16, 3)).astype("float32"); x = np.clip(y + 0.1 * rng.normal(size=y.shape), 0, 1).astype("float32")
+model.compile(); model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+model.set_phase("nca"); model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+model.save(sys.argv[1] + "/m.keras")
+np.savez(sys.argv[1] + "/io.npz", x=x, out=model.predict(x, verbose=0))
+"""
+
+
+def test_keras_file_written_under_jax_loads_here(tmp_path):
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    subprocess.run(
+        [sys.executable, "-c", WRITE_UNDER_JAX, str(tmp_path)],
+        check=True, env=env, cwd=REPO, capture_output=True,
+    )
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    io = np.load(tmp_path / "io.npz")
+    np.testing.assert_allclose(loaded.predict(io["x"], verbose=0), io["out"], atol=1e-5)
+
+
+def test_config_is_json_and_complete():
+    model = kl.LNCA(channels=1, cell="sobel", downsampling=3, latent_channels=8)
+    config = json.loads(json.dumps(model.get_config()))
+    clone = kl.LNCA.from_config(config)
+    assert clone.get_config() == model.get_config()
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="XLA fit is a TensorFlow test")
+def test_fit_with_xla_on_tensorflow():
+    x, y = pairs(8, 16)
+    model = tiny_lnca()
+    model.compile(jit_compile=True)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    model.set_phase("nca")
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="jit on/off is a JAX test")
+@pytest.mark.parametrize("jit", [True, False])
+def test_fit_with_and_without_jit_on_jax(jit):
+    x, y = pairs(8, 16)
+    model = tiny_lnca()
+    model.compile(jit_compile=jit)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    model.set_phase("nca")
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
