@@ -441,6 +441,22 @@ class NCAModel(keras.Model):
             self.inference_steps = default
             self.predict_function = self._predict_functions.get(default)
 
+    @classmethod
+    def from_preset(cls, name_or_path, **compile_kwargs):
+        """Loads a shipped preset (see `kl.presets.list()`) or a `.keras` file.
+
+        The model comes back compiled with the default training setup (pass
+        `compile()` arguments to change it) in the phase it was saved in, so
+        `fit` on your own `(degraded, clean)` data fine-tunes it.
+        """
+        from keras_lnca.models import presets
+
+        model = presets.load(name_or_path)
+        if not isinstance(model, cls):
+            raise TypeError(f"{name_or_path} holds a {type(model).__name__}, not a {cls.__name__}.")
+        model.compile(**compile_kwargs)
+        return model
+
     def receptive_radius(self, steps=None):
         """Pixels on each side that one output pixel depends on (an upper bound)."""
         steps = self.inference_steps if steps is None else int(steps)

@@ -1,0 +1,59 @@
+"""The registry of trained presets shipped with the package (`savedmodels/`).
+
+A preset is `<name>.keras` (the model) plus `<name>.json` (its metadata: the
+configuration, the training command, data, steps and measured metrics). In a
+source checkout they live in `savedmodels/`; an installed wheel carries them as
+the `keras_lnca.savedmodels` package.
+"""
+
+import importlib.resources
+import json
+import pathlib
+
+from keras_lnca.errors import UserError
+
+
+def directory():
+    """The folder that holds the shipped presets."""
+    return pathlib.Path(str(importlib.resources.files("keras_lnca.savedmodels")))
+
+
+def list():  # noqa: A001 - the public name is `kl.presets.list()`
+    """Names of the shipped presets, sorted."""
+    return sorted(p.stem for p in directory().glob("*.keras") if p.with_suffix(".json").exists())
+
+
+def metadata(name):
+    """The metadata dict of a shipped preset."""
+    return json.loads(_path(name).with_suffix(".json").read_text())
+
+
+def resolve(name_or_path):
+    """Path of the `.keras` file for a preset name or an existing path."""
+    candidate = pathlib.Path(str(name_or_path))
+    if candidate.suffix == ".keras" or candidate.is_dir():
+        if candidate.is_dir():
+            candidate = candidate / f"{candidate.name}.keras"
+        if not candidate.exists():
+            raise UserError(f"No such model file: {candidate}")
+        return candidate
+    return _path(str(name_or_path))
+
+
+def _path(name):
+    path = directory() / f"{name}.keras"
+    if not path.exists():
+        available = ", ".join(list()) or "none"
+        raise UserError(f"Unknown preset {name!r}; available presets: {available}.")
+    return path
+
+
+def load(name_or_path, compile=False):
+    """Loads a preset (or a `.keras` path) as a model."""
+    import keras
+
+    # Registers the package's serialisable classes before loading.
+    import keras_lnca  # noqa: F401
+
+    model = keras.saving.load_model(resolve(name_or_path), compile=compile, safe_mode=True)
+    return model
