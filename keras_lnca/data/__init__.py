@@ -1,0 +1,39 @@
+"""Data pipelines for training and evaluation.
+
+* `load_image`, `list_images`, `save_image`: image files (numpy, Pillow).
+* `folder_dataset`, `paired_folder_dataset`: `tf.data` training pipelines of
+  `(degraded, clean)` crops; `FolderPyDataset`, `PairedFolderPyDataset`:
+  the same as `keras.utils.PyDataset`s, without TensorFlow.
+* `evaluation_images`, `paired_evaluation_images`: full-resolution images in
+  sorted order.
+* `keras_lnca.data.tfds_builder`: a tensorflow-datasets builder for the
+  benchmark sets (imported on its own: it needs tensorflow-datasets).
+
+Nothing here imports TensorFlow until a `tf.data` pipeline is built.
+"""
+
+from keras_lnca.data._cache import find_pairs
+from keras_lnca.data._cache import is_paired_folder
+from keras_lnca.data.folder import evaluation_images
+from keras_lnca.data.folder import folder_dataset
+from keras_lnca.data.folder import paired_evaluation_images
+from keras_lnca.data.folder import paired_folder_dataset
+from keras_lnca.data.folder_py_dataset import FolderPyDataset
+from keras_lnca.data.io import list_images
+from keras_lnca.data.io import load_image
+from keras_lnca.data.io import save_image
+from keras_lnca.data.paired_folder_py_dataset import PairedFolderPyDataset
+
+__all__ = [
+    "FolderPyDataset",
+    "PairedFolderPyDataset",
+    "evaluation_images",
+    "find_pairs",
+    "folder_dataset",
+    "is_paired_folder",
+    "list_images",
+    "load_image",
+    "paired_evaluation_images",
+    "paired_folder_dataset",
+    "save_image",
+]

@@ -1,0 +1,64 @@
+"""`FolderPyDataset`: the numpy twin of `folder_dataset` (no TensorFlow)."""
+
+import keras
+import numpy as np
+
+from keras_lnca.data import _cache
+from keras_lnca.data._crop_py_dataset import _CropPyDataset
+
+
+class FolderPyDataset(_CropPyDataset):
+    """A `keras.utils.PyDataset` of `(degraded, clean)` crops from a folder.
+
+    Same behaviour as `folder_dataset` (cached images, random crop + flip +
+    90-degree rotation, optional augmentation of the clean batch, then the
+    degradation), but in numpy: it needs no TensorFlow, so a JAX-only or
+    torch-only install can train with it. The degradation runs its numpy
+    reference path, seeded per batch. A `Curriculum` is read at every
+    `__getitem__`, so `CurriculumCallback` steers it (use threads, not
+    `use_multiprocessing`).
+
+    Args:
+        folder: a folder of images.
+        degradation: a spec string, a `Degradation` or a `Curriculum`.
+        crop_size: the side of the square crops.
+        batch_size: crops per batch (the last partial batch is dropped).
+        channels: 1 or 3; images are converted.
+        crops_per_image: crops of each image per epoch.
+        shuffle: reshuffle every epoch; `False` also fixes crops and noise.
+        seed: makes the batches deterministic; random when `None`.
+        augment: an optional Keras augmentation layer for the clean batch
+            (its randomness comes from the layer's own seed).
+        clip: clip the degraded batch to [0, 1].
+        **kwargs: `workers`, `use_multiprocessing`, `max_queue_size` of
+            `keras.utils.PyDataset`.
+
+    Example:
+
+    >>> from keras_lnca.data import FolderPyDataset
+    >>> train = FolderPyDataset("train400", "gaussian:25", crop_size=64,
+    ...                         batch_size=16, channels=1, seed=0)  # doctest: +SKIP
+    >>> degraded, clean = train[0]  # doctest: +SKIP
+    """
+
+    def __init__(self, folder, degradation, crop_size=32, batch_size=8, channels=3, *,
+                 crops_per_image=1, shuffle=True, seed=None, augment=None, clip=False,
+                 **kwargs):
+        self.degradation = _cache.resolve_degradation(degradation)
+        paths = _cache.folder_paths(folder)
+        arrays, scale = _cache.load_images(paths, channels)
+        _cache.check_crop(arrays, paths, crop_size)
+        super().__init__(arrays, scale, crop_size, batch_size, crops_per_image, shuffle, seed,
+                         **kwargs)
+        self.augment = augment
+        self.clip = bool(clip)
+
+    def __getitem__(self, idx):
+        clean, rng = self._crops(idx)
+        if self.augment is not None:
+            clean = keras.ops.convert_to_numpy(self.augment(clean, training=True))
+            clean = np.asarray(clean, np.float32)
+        degraded = self.degradation(clean, seed=rng, index=idx * self.batch_size)
+        if self.clip:
+            degraded = np.clip(degraded, 0.0, 1.0)
+        return degraded.astype(np.float32, copy=False), clean

@@ -1,0 +1,205 @@
+"""Reading, listing and writing image files (numpy only, no TensorFlow)."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from keras_lnca.data import _png16
+from keras_lnca.errors import UserError
+
+IMAGE_EXTENSIONS = (
+    ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pnm",
+)
+_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as Pillow's "L" mode
+
+
+def read_raw(path):
+    """Reads an image file without rescaling.
+
+    Returns:
+        `(array, scale)`: an `H x W x C` array (C = 1 or 3, alpha dropped) of
+        dtype uint8, uint16 or float32, and the value that means white
+        (255, 65535 or 1.0).
+
+    Raises:
+        UserError: missing, empty, unreadable or corrupt file.
+    """
+    from PIL import Image
+    from PIL import ImageOps
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no such image file: {path}")
+    if path.stat().st_size == 0:
+        raise UserError(f"empty image file: {path}")
+    try:
+        if _png16.is_16bit_colour(path):
+            array, scale = _png16.read(path), 65535
+        else:
+            with Image.open(path) as image:
+                image = ImageOps.exif_transpose(image)
+                array, scale = _decode(image)
+    except UserError:
+        raise
+    except Exception as error:  # PIL raises many types for corrupt data
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserError(f"cannot read image {path}: {reason}") from None
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.shape[-1] in (2, 4):  # gray + alpha, RGB + alpha
+        array = array[..., :-1]
+    if array.size == 0:
+        raise UserError(f"empty image: {path}")
+    return np.ascontiguousarray(array), scale
+
+
+def _decode(image):
+    mode = image.mode
+    if mode in ("1", "L", "LA", "RGB", "RGBA"):
+        return np.array(image.convert("L") if mode == "1" else image), 255
+    if mode.startswith("I;16") or mode == "I":
+        array = np.array(image)
+        return np.clip(array, 0, 65535).astype(np.uint16), 65535
+    if mode == "F":
+        return np.array(image, np.float32), 1.0
+    if mode == "P" and "transparency" in image.info:
+        return np.array(image.convert("RGBA")), 255
+    return np.array(image.convert("RGB")), 255
+
+
+def convert_channels(array, channels):
+    """Converts an `H x W x C` image between gray (1) and colour (3).
+
+    Colour to gray uses BT.601 luma; gray to colour repeats the channel.
+    Integer arrays stay integer (luma rounded), floats stay float.
+    """
+    if channels is None or array.shape[-1] == channels:
+        return array
+    if channels == 3 and array.shape[-1] == 1:
+        return np.repeat(array, 3, axis=-1)
+    if channels == 1 and array.shape[-1] == 3:
+        luma = array.astype(np.float64) @ _LUMA
+        if np.issubdtype(array.dtype, np.integer):
+            luma = np.round(luma)
+        return luma.astype(array.dtype)[:, :, None]
+    raise UserError(f"channels must be 1 or 3, got {channels}")
+
+
+def load_image(path, channels=None):
+    """Loads an image file as float32 in [0, 1].
+
+    Reads 8- and 16-bit PNGs (gray and colour), palette images, JPEG, BMP,
+    TIFF and whatever else Pillow reads; an alpha channel is dropped.
+
+    Args:
+        path: the image file.
+        channels: `None` keeps the file's (1 for gray, 3 for colour); 1 or 3
+            converts (BT.601 luma, or a repeated gray channel).
+
+    Returns:
+        A float32 array of shape `H x W x C`.
+
+    Raises:
+        keras_lnca.errors.UserError: a missing, empty or corrupt file, with a
+            one-line message.
+
+    Example:
+
+    >>> from keras_lnca.data import load_image
+    >>> image = load_image("set12/01.png")  # doctest: +SKIP
+    >>> image.shape, image.dtype  # doctest: +SKIP
+    ((256, 256, 1), dtype('float32'))
+    """
+    if channels not in (None, 1, 3):
+        raise UserError(f"channels must be None, 1 or 3, got {channels!r}")
+    array, scale = read_raw(path)
+    image = np.clip(array.astype(np.float32) / np.float32(scale), 0.0, 1.0)
+    return convert_channels(image, channels)
+
+
+def list_images(folder):
+    """The image files directly inside `folder`, sorted by name.
+
+    Args:
+        folder: a directory.
+
+    Returns:
+        A sorted list of `pathlib.Path` (files with an image extension;
+        hidden files skipped).
+
+    Raises:
+        keras_lnca.errors.UserError: `folder` is not a directory.
+
+    Example:
+
+    >>> from keras_lnca.data import list_images
+    >>> [p.name for p in list_images("set12")][:2]  # doctest: +SKIP
+    ['01.png', '02.png']
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"no such folder: {folder}")
+    return sorted(
+        (p for p in folder.iterdir()
+         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS),
+        key=lambda p: p.name,
+    )
+
+
+def save_image(path, array):
+    """Writes a float image in [0, 1] as an 8-bit file, atomically.
+
+    The image is written to a temporary file next to `path`, then moved over
+    it with `os.replace`, so `path` never holds a partial image.
+
+    Args:
+        path: the output file; its extension picks the format (`.png`,
+            `.jpg`, ...).
+        array: `H x W`, `H x W x 1` or `H x W x 3` floats (clipped to [0, 1]),
+            or a uint8 array.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_lnca.data import save_image
+    >>> save_image("/tmp/gray.png", np.full((8, 8), 0.5))  # doctest: +SKIP
+    """
+    from PIL import Image
+
+    path = Path(path)
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] != 3) or array.size == 0:
+        raise UserError(f"cannot save an image of shape {array.shape}")
+    if array.dtype != np.uint8:
+        array = np.round(np.clip(np.nan_to_num(array.astype(np.float64)), 0.0, 1.0) * 255.0)
+        array = array.astype(np.uint8)
+    image_format = Image.registered_extensions().get(path.suffix.lower())
+    if image_format is None:
+        raise UserError(f"unknown image format for {path}")
+    atomic_write(path, lambda f: Image.fromarray(array).save(f, format=image_format))
+
+
+def atomic_write(path, write):
+    """Calls `write(binary_file)` on a temporary file, then moves it to `path`.
+
+    On any error the temporary file is removed and `path` is left untouched.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise UserError(f"no such folder: {path.parent}")
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            write(f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
