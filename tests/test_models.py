@@ -278,3 +278,15 @@ def test_tiled_restoration_equals_untiled():
 
     short = tiling.restore_tiled(model, image[None], steps=2, tile=16, margin=0)[0]
     assert np.abs(short - whole).max() > 1e-4
+
+
+def test_keras_file_leaves_the_pool_out_unless_asked(tmp_path):
+    model = tiny_lnca(pool_size=8)
+    model.build((None, 16, 16, 3))
+    model.pool_filled.assign(np.ones((8,), "float32"))
+    model.save(tmp_path / "small.keras")
+    model.save_pool = True
+    model.save(tmp_path / "full.keras")
+    assert (tmp_path / "small.keras").stat().st_size < (tmp_path / "full.keras").stat().st_size
+    assert float(np.sum(np.array(keras.saving.load_model(tmp_path / "small.keras").pool_filled))) == 0
+    assert float(np.sum(np.array(keras.saving.load_model(tmp_path / "full.keras").pool_filled))) == 8

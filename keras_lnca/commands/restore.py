@@ -65,6 +65,8 @@ def run(args):
         if existing:
             raise UserError(f"{existing[0]} exists (pass --overwrite to replace it)")
     model = LNCA.from_preset(args.model or args.preset or DEFAULT_PRESET)
+    if not single:
+        output.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     for source, target in tqdm(list(zip(files, targets)), desc="restoring", unit="image",
                                disable=len(files) < 2):

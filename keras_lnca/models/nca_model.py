@@ -451,9 +451,11 @@ class NCAModel(keras.Model):
         """
         from keras_lnca.models import presets
 
+        from keras_lnca.errors import UserError
+
         model = presets.load(name_or_path)
         if not isinstance(model, cls):
-            raise TypeError(f"{name_or_path} holds a {type(model).__name__}, not a {cls.__name__}.")
+            raise UserError(f"{name_or_path} holds a {type(model).__name__}, not a {cls.__name__}.")
         model.compile(**compile_kwargs)
         return model
 
@@ -468,6 +470,27 @@ class NCAModel(keras.Model):
     # ------------------------------------------------------------------
     # Serialisation.
     # ------------------------------------------------------------------
+    # The sample pool is training state (megabytes of crops and cell states).
+    # It is written only while `save_pool` is True (training checkpoints,
+    # for an exact resume); `.keras` files otherwise carry an empty pool.
+    save_pool = False
+
+    def _pool_variables(self):
+        if self.pool_size <= 0 or not self.built:
+            return []
+        return [self.pool_images, self.pool_targets, self.pool_states, self.pool_filled]
+
+    def save_own_variables(self, store):
+        if self.save_pool:
+            for i, variable in enumerate(self._pool_variables()):
+                store[f"{i}"] = variable
+
+    def load_own_variables(self, store):
+        variables = self._pool_variables()
+        if len(store.keys()) == len(variables):
+            for i, variable in enumerate(variables):
+                variable.assign(store[f"{i}"])
+
     def get_config(self):
         config = super().get_config()
         config.update(

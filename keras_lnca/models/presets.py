@@ -55,5 +55,9 @@ def load(name_or_path, compile=False):
     # Registers the package's serialisable classes before loading.
     import keras_lnca  # noqa: F401
 
-    model = keras.saving.load_model(resolve(name_or_path), compile=compile, safe_mode=True)
-    return model
+    path = resolve(name_or_path)
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except Exception as error:  # a file that is not a Keras model of ours
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"cannot load {path}: {reason[:200]}") from None

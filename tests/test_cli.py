@@ -1,0 +1,112 @@
+"""The `lnca` command line: train, restore, demo; one-line errors, no partial files."""
+
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO
+from conftest import data_dir
+from PIL import Image
+
+from keras_lnca import cli
+from keras_lnca.models import presets
+
+
+def run_cli(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def smoke_model(tmp_path_factory):
+    if not (data_dir() / "gray" / "set12").exists():
+        pytest.skip(f"benchmark data not found at {data_dir()} (set LNCA_DATA)")
+    out = tmp_path_factory.mktemp("smoke")
+    code = cli.main(["train", "--config", str(REPO / "configs" / "smoke_gray.json"),
+                     "--run-dir", str(out / "run"), "-o", str(out)])
+    assert code == 0
+    return out / "smoke_gray.keras"
+
+
+def test_train_writes_preset_and_card(smoke_model):
+    card = json.loads(smoke_model.with_suffix(".json").read_text())
+    assert card["name"] == "smoke_gray"
+    assert card["training_command"].startswith("lnca train --config")
+    assert [p["phase"] for p in card["training"]["phases"]] == ["autoencoder", "nca"]
+    methods = [r["method"] for r in card["metrics"][0]["results"]]
+    assert methods == ["model:smoke_gray", "identity"]
+    assert {"psnr", "ssim", "noisy_psnr"} <= set(card["demo"])
+
+
+def test_train_resumes_finished_phases(smoke_model, capsys):
+    run_dir = smoke_model.parent / "run"
+    code, out, _ = run_cli(capsys, "train", "--config", REPO / "configs" / "smoke_gray.json",
+                           "--run-dir", run_dir, "-o", smoke_model.parent / "again", "--no-eval")
+    assert code == 0
+    assert "already trained" in out
+
+
+def test_restore_files_and_folders(smoke_model, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((20, 24)) * 255).astype("uint8")).save(folder / "a.png")
+    Image.fromarray((rng.random((17, 9, 3)) * 255).astype("uint8")).save(folder / "b.png")
+    code, out, err = run_cli(capsys, "restore", folder, "-o", tmp_path / "out", "--model", smoke_model)
+    assert code == 0, err
+    assert Image.open(tmp_path / "out" / "a.png").size == (24, 20)
+    assert Image.open(tmp_path / "out" / "b.png").size == (9, 17)
+    code, _, err = run_cli(capsys, "restore", folder / "a.png", "-o", tmp_path / "one.png",
+                           "--model", smoke_model, "--steps", 1, "--tile", 16)
+    assert code == 0, err and (tmp_path / "one.png").exists()
+
+
+def test_restore_errors_are_one_line_and_leave_files_alone(smoke_model, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "restore", tmp_path / "missing.png", "-o", tmp_path / "o.png",
+                           "--model", smoke_model)
+    assert code == 2 and err.count("\n") == 1 and "missing.png" in err
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    code, _, err = run_cli(capsys, "restore", tmp_path / "bad.png", "-o", tmp_path / "o.png",
+                           "--model", smoke_model)
+    assert code == 2 and err.count("\n") == 1
+    assert not (tmp_path / "o.png").exists()
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((16, 16), "uint8")).save(good)
+    existing = tmp_path / "exists.png"
+    existing.write_bytes(b"keep me")
+    code, _, err = run_cli(capsys, "restore", good, "-o", existing, "--model", smoke_model)
+    assert code == 2 and existing.read_bytes() == b"keep me"
+    code, _, err = run_cli(capsys, "restore", good, "-o", tmp_path / "x.png", "--preset", "no_such_preset")
+    assert code == 2 and "no_such_preset" in err and err.count("\n") == 1
+    not_ours = tmp_path / "other.keras"
+    shutil.copy(good, not_ours)
+    code, _, err = run_cli(capsys, "restore", good, "-o", tmp_path / "y.png", "--model", not_ours)
+    assert code == 2 and err.count("\n") == 1
+
+
+def test_demo_gains_over_noisy_and_matches_the_preset_card(tmp_path, capsys):
+    name = "lnca_denoise_gray_s25"
+    assert name in presets.list()
+    output = tmp_path / "demo.png"
+    code, out, err = run_cli(capsys, "demo", "-o", output)
+    assert code == 0, err
+    assert Image.open(output).size[0] > 3 * 256
+    lines = {line.split()[0]: line for line in out.splitlines() if "PSNR" in line}
+    noisy = float(lines["noisy"].split("PSNR")[1].split()[0])
+    restored = float(lines["restored"].split("PSNR")[1].split()[0])
+    assert restored >= noisy + 5.0
+    assert abs(restored - presets.metadata(name)["demo"]["psnr"]) < 0.05
+
+
+def test_console_script_runs_the_readme_demo(tmp_path):
+    """`lnca demo`, the README's main command, as an installed console script."""
+    lnca = shutil.which("lnca") or str(pathlib.Path(sys.executable).parent / "lnca")
+    result = subprocess.run([lnca, "demo", "-o", str(tmp_path / "d.png")], capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "d.png").exists() and "restored" in result.stdout
