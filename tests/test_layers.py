@@ -213,3 +213,17 @@ def test_nca_config_roundtrip_and_fit():
         kl.layers.NCA(kl.layers.SobelCell(input_channels=4, hidden_units=16), steps=3),
         (2, 6, 6, 12),
     )
+
+
+@pytest.mark.parametrize("block,channels", [(2, 1), (4, 3)])
+def test_space_to_depth_is_an_exact_inverse_pair(block, channels):
+    x = _rand(2, 4 * block, 3 * block, channels)
+    down = kl.layers.SpaceToDepth(block)
+    up = kl.layers.DepthToSpace(block, channels)
+    z = down(x)
+    assert tuple(z.shape) == (2, 4, 3, block * block * channels)
+    np.testing.assert_array_equal(np.asarray(up(z)), x)
+    np.testing.assert_array_equal(np.asarray(z)[0, 0, 0, :channels], x[0, 0, 0])
+    _roundtrip(down)
+    _roundtrip(up)
+    assert not down.weights and not up.weights

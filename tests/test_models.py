@@ -290,3 +290,17 @@ def test_keras_file_leaves_the_pool_out_unless_asked(tmp_path):
     assert (tmp_path / "small.keras").stat().st_size < (tmp_path / "full.keras").stat().st_size
     assert float(np.sum(np.array(keras.saving.load_model(tmp_path / "small.keras").pool_filled))) == 0
     assert float(np.sum(np.array(keras.saving.load_model(tmp_path / "full.keras").pool_filled))) == 8
+
+
+def test_space_to_depth_lnca_is_lossless_and_trains():
+    model = kl.LNCA(channels=3, autoencoder="space_to_depth", **{**TINY, **TINY_NAFCA})
+    assert model.phases == ("nca",) and model.phase == "nca" and model.latent_channels == 48
+    x, y = pairs(8, 16)
+    _, grid = model.encode(y)
+    np.testing.assert_array_equal(np.asarray(model.decode(grid, None)), y)
+    model.compile()
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert model.predict(x[:1, :13, :11], verbose=0).shape == (1, 13, 11, 3)
+    with pytest.raises(ValueError, match="phase"):
+        model.set_phase("autoencoder")

@@ -2,12 +2,14 @@
 
 from keras_lnca.layers.adj_conv import AdjConv
 from keras_lnca.layers.adj_conv_transpose import AdjConvTranspose
+from keras_lnca.layers.depth_to_space import DepthToSpace
 from keras_lnca.layers.latent_decoder import LatentDecoder
 from keras_lnca.layers.latent_encoder import LatentEncoder
 from keras_lnca.layers.nafca_cell import NAFCACell
 from keras_lnca.layers.nca import NCA
 from keras_lnca.layers.nca_cell import NCACell
 from keras_lnca.layers.sobel_cell import SobelCell
+from keras_lnca.layers.space_to_depth import SpaceToDepth
 from keras_lnca.layers.vitca_cell import ViTCACell
 
 CELLS = {"nafca": NAFCACell, "vitca": ViTCACell, "sobel": SobelCell}

@@ -1,8 +1,10 @@
 import keras
 from keras import ops
 
+from keras_lnca.layers import DepthToSpace
 from keras_lnca.layers import LatentDecoder
 from keras_lnca.layers import LatentEncoder
+from keras_lnca.layers import SpaceToDepth
 from keras_lnca.models.nca_model import LATENT_WEIGHT
 from keras_lnca.models.nca_model import PIXEL_WEIGHT
 from keras_lnca.models.nca_model import NCAModel
@@ -60,6 +62,11 @@ class LNCA(NCAModel):
         pool_rate: float, fraction of a batch taken from the pool.
         autoencoder_filters: int, width of the autoencoder's intermediate
             levels (and skip); defaults to `latent_channels // 2`.
+        autoencoder: `"learned"` (default, the paper's) or `"space_to_depth"`:
+            a lossless, weight-free codec (`SpaceToDepth`/`DepthToSpace`)
+            whose latent is each `2**downsampling` block of pixels stacked
+            into channels (`latent_channels` is then `channels * 4**downsampling`);
+            such a model has only the `"nca"` phase.
         cell_config: dict, extra arguments of the cell (e.g. `embed_dim`).
         phase: `"autoencoder"` (default) or `"nca"`.
         seed: int, seed of the training schedule and masks.
@@ -98,14 +105,21 @@ class LNCA(NCAModel):
         pool_image_size=32,
         pool_rate=0.5,
         autoencoder_filters=None,
+        autoencoder="learned",
         cell_config=None,
         phase=None,
         seed=None,
         **kwargs,
     ):
+        if autoencoder not in ("learned", "space_to_depth"):
+            raise ValueError(f"`autoencoder` must be 'learned' or 'space_to_depth', got {autoencoder!r}.")
+        if autoencoder == "space_to_depth":
+            latent_channels = channels * 4**downsampling
+            self.phases = ("nca",)
         self.downsampling = downsampling
         self.latent_channels = latent_channels
         self.autoencoder_filters = autoencoder_filters
+        self.autoencoder = autoencoder
         if pool_image_size % (2**downsampling):
             raise ValueError(
                 f"`pool_image_size` ({pool_image_size}) must be a multiple of "
@@ -128,6 +142,10 @@ class LNCA(NCAModel):
         )
 
     def _make_layers(self):
+        if self.autoencoder == "space_to_depth":
+            self.encoder = SpaceToDepth(self.grid_factor, name="encoder")
+            self.decoder = DepthToSpace(self.grid_factor, self.channels, name="decoder")
+            return
         self.encoder = LatentEncoder(
             self.latent_channels, self.downsampling, filters=self.autoencoder_filters, name="encoder"
         )
@@ -149,17 +167,22 @@ class LNCA(NCAModel):
 
     def build(self, input_shape=None):
         image_shape = (None, None, None, self.channels)
-        self.encoder.build(image_shape)
-        skip_shape, latent_shape = self.encoder.compute_output_shape(image_shape)
-        self.decoder.build((latent_shape, skip_shape))
+        if self.autoencoder == "learned":
+            self.encoder.build(image_shape)
+            skip_shape, latent_shape = self.encoder.compute_output_shape(image_shape)
+            self.decoder.build((latent_shape, skip_shape))
         self._build_core()
         self.built = True
 
     def encode(self, images, training=False):
+        if self.autoencoder == "space_to_depth":
+            return None, self.encoder(images)
         skip, latent = self.encoder(images, training=training)
         return skip, latent
 
     def decode(self, out, context, training=False):
+        if self.autoencoder == "space_to_depth":
+            return self.decoder(out)
         return self.decoder([out, context], training=training)
 
     def _phase_trainables(self, phase):
@@ -167,6 +190,8 @@ class LNCA(NCAModel):
         return {self.encoder: autoencoder, self.decoder: autoencoder, self.nca: not autoencoder}
 
     def _codec_radius(self):
+        if self.autoencoder == "space_to_depth":
+            return 0
         # Each 3x3 block reads one cell of its own resolution on each side.
         return sum(2**level for level in range(self.downsampling + 1)) * 2
 
@@ -257,6 +282,7 @@ class LNCA(NCAModel):
                 "downsampling": self.downsampling,
                 "latent_channels": self.latent_channels,
                 "autoencoder_filters": self.autoencoder_filters,
+                "autoencoder": self.autoencoder,
             }
         )
         return config
