@@ -106,7 +106,7 @@ class _SyncDataEpoch:
         return SyncDataEpoch()
 
 
-def train(recipe, run_dir, verbose="auto", log=print):
+def train(recipe, run_dir, verbose="auto", log=print, extra_callbacks=()):
     """Runs a recipe; returns the trained model and the run's summary dict."""
     import keras
 
@@ -137,6 +137,7 @@ def train(recipe, run_dir, verbose="auto", log=print):
             keras.callbacks.BackupAndRestore(str(run_dir / f"backup_{name}")),
             ProfilerCallback(batch_size=dataset.batch_size),
             keras.callbacks.CSVLogger(str(run_dir / f"log_{name}.csv"), append=True),
+            *extra_callbacks,
         ]
         try:
             import tensorboard  # noqa: F401
@@ -145,7 +146,9 @@ def train(recipe, run_dir, verbose="auto", log=print):
         except ImportError:
             pass
         log(f"phase {name}: {epochs} epochs x {len(dataset)} batches of {dataset.batch_size}")
-        history = model.fit(dataset, epochs=epochs, verbose=verbose, callbacks=callbacks)
+        # The dataset shuffles itself, seeded by epoch; Keras' own batch-order
+        # shuffle would draw from the global RNG and break exact resume.
+        history = model.fit(dataset, epochs=epochs, verbose=verbose, callbacks=callbacks, shuffle=False)
         model.save(done)
         model.save_pool = False
         summary["phases"].append(

@@ -480,14 +480,29 @@ class NCAModel(keras.Model):
             return []
         return [self.pool_images, self.pool_targets, self.pool_states, self.pool_filled]
 
+    def _seed_states(self):
+        # Keras does not save SeedGenerator states; a resumed run needs them
+        # to draw the same step counts, pool slots, masks and dropout.
+        return [
+            generator.state
+            for layer in self._flatten_layers(include_self=True)
+            for generator in layer._seed_generators
+        ]
+
     def save_own_variables(self, store):
+        for i, state in enumerate(self._seed_states()):
+            store[f"seed_{i}"] = state
         if self.save_pool:
             for i, variable in enumerate(self._pool_variables()):
                 store[f"{i}"] = variable
 
     def load_own_variables(self, store):
+        keys = set(store.keys())
+        for i, state in enumerate(self._seed_states()):
+            if f"seed_{i}" in keys:
+                state.assign(store[f"seed_{i}"])
         variables = self._pool_variables()
-        if len(store.keys()) == len(variables):
+        if all(f"{i}" in keys for i in range(len(variables))):
             for i, variable in enumerate(variables):
                 variable.assign(store[f"{i}"])
 

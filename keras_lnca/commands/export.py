@@ -1,0 +1,101 @@
+"""`lnca export`: write a model as a SavedModel, a TFLite file or an ONNX file."""
+
+import pathlib
+
+from keras_lnca.errors import UserError
+
+FORMATS = ("saved_model", "tflite", "onnx")
+QUANTIZATIONS = ("float16", "dynamic", "int8")
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "export",
+        help="export a model for deployment (SavedModel, TFLite, ONNX)",
+        description="Exports the deterministic inference path (encoder, NCA steps, decoder) "
+        "of a .keras model or a shipped preset, checks the written file against the Keras "
+        "model (max abs difference and PSNR on random and test images) and prints the "
+        "report. TFLite files use builtin ops only. The output is written to a temporary "
+        "path and renamed once it passed the checks, so a failure never leaves a partial "
+        "or overwritten output.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", default=None, metavar="FILE", help="path of a .keras model")
+    source.add_argument("--preset", default=None, metavar="NAME", help="shipped preset name")
+    parser.add_argument("--format", required=True, choices=FORMATS, help="output format")
+    parser.add_argument(
+        "--quantization", default=None, choices=QUANTIZATIONS,
+        help="TFLite only: float16, dynamic (int8 weights) or int8 (full integer); "
+        "default float32",
+    )
+    parser.add_argument(
+        "--size", default="256,256", metavar="H,W",
+        help="input height,width fixed in the export (default 256,256); 'any' for any "
+        "size (SavedModel only)",
+    )
+    parser.add_argument("--steps", type=int, default=None, help="NCA steps (default: the model's)")
+    parser.add_argument("--no-verify", action="store_true", help="skip the parity checks")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT",
+                        help="output file (.tflite, .onnx) or folder (SavedModel)")
+    parser.set_defaults(func=run)
+
+
+def parse_size(text):
+    """`"256,256"` -> `(256, 256)`, `"128"` -> `(128, 128)`, `"any"` -> `(None, None)`."""
+    text = text.strip().lower()
+    if text in ("any", "none", "dynamic"):
+        return None, None
+    parts = [p.strip() for p in text.replace("x", ",").split(",")]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise UserError(f"--size must be H,W (e.g. 256,256) or 'any', got {text!r}") from None
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) < 8:
+        raise UserError(f"--size must be two sizes >= 8 (H,W), got {text!r}")
+    return tuple(values)
+
+
+def run(args):
+    from keras_lnca import export
+
+    size = parse_size(args.size)
+    if args.quantization and args.format != "tflite":
+        raise UserError("--quantization applies to --format tflite only")
+    if size == (None, None) and args.format != "saved_model":
+        raise UserError(
+            "--size any works for --format saved_model only; TFLite and ONNX exports "
+            "need a fixed H,W"
+        )
+    if args.steps is not None and args.steps < 0:
+        raise UserError("--steps must be >= 0")
+    output = pathlib.Path(args.output)
+    if not output.parent.is_dir():
+        raise UserError(f"no such folder: {output.parent}")
+    if output.exists() and not args.overwrite:
+        raise UserError(f"{output} exists (pass --overwrite to replace it)")
+    if output.is_dir() != (args.format == "saved_model") and output.exists():
+        kind = "folder" if output.is_dir() else "file"
+        raise UserError(f"{output} is a {kind}; {args.format} writes a "
+                        f"{'folder' if args.format == 'saved_model' else 'file'}")
+    model = args.model or args.preset
+    if args.model and not pathlib.Path(args.model).is_file():
+        raise UserError(f"no such model file: {args.model}")
+    if args.model and pathlib.Path(args.model).suffix != ".keras":
+        raise UserError(f"--model expects a .keras file, got {args.model}")
+    options = dict(verify=not args.no_verify, steps=args.steps)
+    try:
+        if args.format == "tflite":
+            report = export.export_tflite(
+                model, output, quantization=args.quantization, input_shape=size, **options
+            )
+        elif args.format == "saved_model":
+            report = export.export_saved_model(model, output, input_shape=size, **options)
+        else:
+            report = export.export_onnx(model, output, input_shape=size, **options)
+    except export.ExportError as error:
+        raise UserError(str(error)) from None
+    print(report)
+    return 0
