@@ -5,6 +5,12 @@ Everything in keras-lnca that has to know which framework sits under Keras
 on `keras.ops`. Every helper degrades gracefully: a backend or device that
 cannot provide a figure yields `None` (or `False`), never an exception.
 
+Padding with unknown shapes
+---------------------------
+`pad_to_multiple(x, multiple)` reflect-pads NHWC images to a multiple of the
+model's cell size, also inside TensorFlow graphs whose height and width are
+unknown (where `keras.ops.pad` wants static pad widths).
+
 Peak memory
 -----------
 `memory_source()`, `reset_peak_memory()` and `peak_memory_bytes()` measure the
@@ -40,6 +46,7 @@ import os
 import sys
 
 import keras
+from keras import ops
 
 # =========================================================================
 # Peak memory (used by `keras_lnca.callbacks.ProfilerCallback` and the
@@ -296,3 +303,34 @@ def _process_peak_bytes():
 
 def _process_source():
     return _process_peak_bytes()[0]
+
+
+# ---------------------------------------------------------------------------
+# Padding with unknown shapes
+# ---------------------------------------------------------------------------
+
+
+def pad_to_multiple(x, multiple):
+    """Reflect-pads the bottom and right of NHWC `x` to a multiple of `multiple`.
+
+    Returns the padded tensor. With static spatial sizes (JAX, torch, most
+    TensorFlow traces) the pad amounts are Python ints; TensorFlow graphs with
+    unknown height/width get the same padding through `tf.pad`, because
+    `keras.ops.pad` wants static pad widths.
+    """
+    if multiple == 1:
+        return x
+    height, width = x.shape[1], x.shape[2]
+    if height is not None and width is not None:
+        pad_h, pad_w = -height % multiple, -width % multiple
+        if pad_h == 0 and pad_w == 0:
+            return x
+        mode = "reflect" if height > pad_h and width > pad_w else "constant"
+        return ops.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode=mode)
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError("Spatial dimensions must be known outside TensorFlow graphs.")
+    import tensorflow as tf
+
+    shape = tf.shape(x)
+    pad_h, pad_w = -shape[1] % multiple, -shape[2] % multiple
+    return tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="REFLECT")

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_lnca import backend_ops
+from keras_lnca import backend_utils
 from keras_lnca.layers import NCA
 from keras_lnca.layers import get_cell
 from keras_lnca.optimizers import NormalizedAdam
@@ -199,7 +199,7 @@ class NCAModel(keras.Model):
         self._check_images(images)
         steps = self.inference_steps if steps is None else int(steps)
         height, width = ops.shape(images)[1], ops.shape(images)[2]
-        padded = backend_ops.pad_to_multiple(images, self.grid_factor)
+        padded = backend_utils.pad_to_multiple(images, self.grid_factor)
         context, grid = self.encode(padded, training=False)
         state = self.nca(self.seed_state(grid), steps=steps, training=False)
         _, out, _ = self.split_state(state)
