@@ -39,13 +39,13 @@ converter of TensorFlow 2.21:
   `interpreter.resize_tensor_input` changes the batch (checked);
 * resizable height/width (`input_shape=(None, None)`) converts to builtin
   ops only if every convolution sees a static channel count. The reflect
-  padding to a multiple of `2**downsampling` (`backend_ops.pad_to_multiple`)
+  padding to a multiple of `2**downsampling` (`backend_utils.pad_to_multiple`)
   is a `tf.pad` with run-time amounts, whose output loses the channel
   dimension, and the converter then needs a Flex `Conv2D`: export raises
   `ExportError` explaining this. With the channel count restored after the
-  pad (a reshape to `[batch, height, width, channels]`), the same export
-  converts to builtin ops and `resize_tensor_input` to any height and width
-  matches Keras within 3e-7.
+  pad (a reshape to `[batch, height, width, channels]`; `set_shape` is not
+  enough for the converter), the same export converts to builtin ops and
+  `resize_tensor_input` to any height and width matched Keras within 3e-7.
 
 SavedModels accept `input_shape=(None, None)` (any height and width) and
 always have a resizable batch.
@@ -73,11 +73,13 @@ may be at most `max_psnr_loss` dB below PSNR(Keras, clean): by default 0.05
 dB for float16, 0.5 dB for dynamic and 1 dB for int8. Every check also
 reports the max abs difference and PSNR of the export against Keras.
 
-ONNX (`export_onnx`) goes through Keras' own exporter
-(`model.export(format="onnx")`, which uses `tf2onnx` on TensorFlow). It needs
-no network, but the optional packages `tf2onnx` and `onnx` (and
-`onnxruntime` for the parity check): `pip install tf2onnx onnx onnxruntime`.
-Without them `export_onnx` raises `ExportError` naming them.
+ONNX (`export_onnx`) converts the same traced function with `tf2onnx`, the
+converter behind Keras' own `model.export(format="onnx")` on TensorFlow
+(`model.export` itself walks the model's attributes and fails on models
+whose `predict_with_steps` cache is filled). It needs no network, but the
+optional packages `tf2onnx` and `onnx` (and `onnxruntime` for the parity
+check): `pip install tf2onnx onnx onnxruntime`. Without them `export_onnx`
+raises `ExportError` naming them.
 """
 
 import contextlib
@@ -260,7 +262,7 @@ def export_tflite(
             `math.inf` only reports.
         degradation: degradation spec of the reference and calibration
             images (default `"gaussian:25"`).
-        num_images: reference test images to check (and their count).
+        num_images: number of test-set crops checked (at least 1).
 
     Returns:
         An `ExportReport`.
@@ -365,7 +367,7 @@ def export_saved_model(
         steps: NCA steps baked into the graph (default: `inference_steps`).
         atol: limit on `max |SavedModel - Keras|`.
         degradation: degradation spec of the reference images.
-        num_images: reference test images to check.
+        num_images: number of test-set crops checked (at least 1).
 
     Returns:
         An `ExportReport`.
@@ -426,7 +428,7 @@ def export_onnx(
     degradation="gaussian:25",
     num_images=3,
 ):
-    """Exports the inference path as ONNX through `model.export(format="onnx")`.
+    """Exports the inference path as ONNX (with `tf2onnx`, as Keras' exporter).
 
     Needs the optional packages `tf2onnx` and `onnx` (no network at export
     time); the parity check runs `onnxruntime` when it is installed and is
@@ -442,7 +444,7 @@ def export_onnx(
         steps: NCA steps baked into the graph (default: `inference_steps`).
         atol: limit on `max |ONNX - Keras|`.
         degradation: degradation spec of the reference images.
-        num_images: reference test images to check.
+        num_images: number of test-set crops checked (at least 1).
 
     Returns:
         An `ExportReport`.
@@ -567,7 +569,7 @@ def _tensorflow_model(model, source):
         yield model, "tensorflow"
         return
     if source is not None:
-        yield str(source), "tensorflow-subprocess"
+        yield str(pathlib.Path(source).resolve()), "tensorflow-subprocess"
         return
     with tempfile.TemporaryDirectory(prefix="lnca_export_") as folder:
         saved = os.path.join(folder, "model.keras")
@@ -602,6 +604,11 @@ def _call_tensorflow(how, model, function, **kwargs):
             )
         env = dict(os.environ, KERAS_BACKEND="tensorflow")
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # The child imports this very package, wherever it was found.
+        package_root = str(pathlib.Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (package_root, env.get("PYTHONPATH")) if p
+        )
         process = subprocess.run(
             [sys.executable, "-m", "keras_lnca.export", request],
             env=env, capture_output=True, text=True,
@@ -679,20 +686,25 @@ def _write_saved_model(model, path, shape, steps):
 
 
 def _write_onnx(model, path, shape, steps):
-    import keras
+    import tensorflow as tf
+    import tf2onnx
 
-    _serving_function(model, shape, steps)  # the random-op check
-    default = model.inference_steps
-    model.inference_steps = steps
     try:
-        model.export(
-            path, format="onnx", verbose=False,
-            input_signature=[keras.InputSpec(shape=tuple(shape), dtype="float32")],
+        # Keras' ONNX exporter patches tf2onnx for numpy 2; reuse it if present.
+        from keras.src.export.tf2onnx_lib import patch_tf2onnx
+    except ImportError:
+        patch_tf2onnx = None
+    serve = _serving_function(model, shape, steps)
+    if patch_tf2onnx is not None:
+        patch_tf2onnx()
+    try:
+        tf2onnx.convert.from_function(
+            serve,
+            input_signature=[tf.TensorSpec(shape, tf.float32, name="images")],
+            output_path=path,
         )
     except Exception as error:
         raise ExportError(f"ONNX conversion failed: {_first_line(error)}") from None
-    finally:
-        model.inference_steps = default
     return {}
 
 
@@ -747,7 +759,7 @@ def _conversion_message(error, shape):
     if shape[1] is None or shape[2] is None:
         message += (
             ". A resizable height/width loses the channel count in the reflect padding "
-            "(keras_lnca.backend_ops.pad_to_multiple), so convolutions need Flex kernels: "
+            "(keras_lnca.backend_utils.pad_to_multiple), so convolutions need Flex kernels: "
             "export a fixed input_shape (the batch may stay resizable)"
         )
     return message
@@ -833,6 +845,8 @@ def _tflite_runner(path):
 
 def _verify(report, model, runner, shape, steps, degradation, num_images):
     """Fills `report.checks`: random images, then reference images."""
+    if int(num_images) < 1:
+        raise UserError(f"num_images must be at least 1, got {num_images}")
     batch, height, width, channels = shape
     size = _concrete_size(height, width)
     rng = np.random.default_rng(0)
@@ -915,8 +929,8 @@ def _folder_crops(folder, channels, size, count, rng):
             continue
         crops.append(_crop(image, size, rng))
         if len(crops) == count:
-            return np.stack(crops).astype(np.float32)
-    return None
+            break
+    return np.stack(crops).astype(np.float32) if crops else None
 
 
 def _crop(image, size, rng=None):

@@ -22,7 +22,7 @@ def tile_windows(length, tile, margin, multiple):
     return spans
 
 
-def restore_tiled(model, batch, steps, tile, margin=None):
+def restore_tiled(model, batch, steps, tile, margin=None, tolerance=None):
     """Restores `batch` (N, H, W, C) tile by tile.
 
     Each output pixel is computed from a window that extends `margin`
@@ -39,6 +39,8 @@ def restore_tiled(model, batch, steps, tile, margin=None):
         steps: int, NCA steps.
         tile: int, core tile size in pixels.
         margin: int, context around each tile; defaults to the receptive radius.
+        tolerance: float, early-stop tolerance of each tile's NCA (tiles then
+            may stop at different steps, so tiled and untiled results differ).
 
     Returns:
         The restored float32 batch.
@@ -50,7 +52,7 @@ def restore_tiled(model, batch, steps, tile, margin=None):
     for top, bottom, core_top, core_bottom in tile_windows(height, tile, margin, factor):
         for left, right, core_left, core_right in tile_windows(width, tile, margin, factor):
             window = batch[:, top:bottom, left:right]
-            out = model.predict_with_steps(window, steps=steps)
+            out = model.predict_with_steps(window, steps, tolerance=tolerance)
             restored[:, core_top:core_bottom, core_left:core_right] = out[
                 :, core_top - top : core_bottom - top, core_left - left : core_right - left
             ]

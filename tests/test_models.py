@@ -304,3 +304,17 @@ def test_space_to_depth_lnca_is_lossless_and_trains():
     assert model.predict(x[:1, :13, :11], verbose=0).shape == (1, 13, 11, 3)
     with pytest.raises(ValueError, match="phase"):
         model.set_phase("autoencoder")
+
+
+def test_anytime_restoration_steps_and_early_stop():
+    model = tiny_lnca(channels=1, inference_steps=6)
+    model.build((None, 16, 16, 1))
+    for w in model.nca.trainable_weights:
+        w.assign(np.asarray(w) + 0.01)
+    image = np.random.default_rng(0).random((16, 16, 1)).astype("float32")
+    runs = {k: model.restore(image, steps=k) for k in (0, 1, 6)}
+    assert not np.array_equal(runs[1], runs[6])
+    # A huge tolerance stops after the first step; zero tolerance runs them all.
+    np.testing.assert_allclose(model.restore(image, tolerance=1e9), runs[1], atol=1e-6)
+    np.testing.assert_allclose(model.restore(image, tolerance=0.0), runs[6], atol=1e-6)
+    np.testing.assert_allclose(model.restore(image), runs[6], atol=0)

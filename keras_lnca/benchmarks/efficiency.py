@@ -576,9 +576,11 @@ def measure_inference(
             once the model is built (the worker's over-budget watchdog).
 
     Returns:
-        A dict: `model`, `size`, `batch`, `params`, `flops`, `latency_ms`,
-        `latency_runs_ms`, `compile_s`, `peak_memory_mb`,
-        `steady_peak_memory_mb`, `memory_baseline_mb`, `memory_source`,
+        A dict: `model`, `size`, `batch`, `params`, `flops` (with its
+        `flops_nca` and `flops_codec` parts), `latency_ms`,
+        `latency_runs_ms`, `first_call_ms` (compilation included),
+        `peak_memory_mb` (whole inference), `steady_peak_memory_mb` (timed
+        passes), `memory_baseline_mb`, `memory_source`, `steps`, `backend`,
         `jit_compile`, `device`, `status` ("ok").
 
     Example:

@@ -34,6 +34,9 @@ class NCA(keras.layers.Layer):
         step_counts: optional int tensor `(batch,)`, per-sample step counts
             (each at most `steps`).
         training: bool.
+        tolerance: optional float, inference only: stop early once a step's
+            mean absolute update (over the whole batch) falls below it
+            (anytime restoration); `steps` stays the upper bound.
 
     Example:
     ```python
@@ -79,11 +82,13 @@ class NCA(keras.layers.Layer):
             masks = masks * ops.cast(uniform < self.fire_rate, state.dtype)
         return masks
 
-    def call(self, state, steps=None, step_counts=None, training=None):
+    def call(self, state, steps=None, step_counts=None, training=None, tolerance=None):
         steps = self.steps if steps is None else int(steps)
         if steps <= 0:
             return state
         masks = self.update_masks(state, steps, step_counts)
+        if tolerance is not None and not training:
+            return self._run_until_converged(state, steps, masks, float(tolerance))
         if training:
             for t in range(steps):
                 state = self.cell(
@@ -96,6 +101,19 @@ class NCA(keras.layers.Layer):
             return self.cell(current, mask, training=False)
 
         return ops.fori_loop(0, steps, body, state)
+
+    def _run_until_converged(self, state, steps, masks, tolerance):
+        def keep_going(t, current, change):
+            return ops.logical_and(t < steps, change >= tolerance)
+
+        def step(t, current, change):
+            mask = None if masks is None else ops.take(masks, t, axis=0)
+            new = self.cell(current, mask, training=False)
+            return t + 1, new, ops.mean(ops.abs(new - current))
+
+        start = (ops.convert_to_tensor(0, "int32"), state, ops.convert_to_tensor(float("inf"), state.dtype))
+        _, state, _ = ops.while_loop(keep_going, step, start)
+        return state
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -174,13 +174,15 @@ class NCAModel(keras.Model):
     # ------------------------------------------------------------------
     # Forward passes.
     # ------------------------------------------------------------------
-    def call(self, inputs, training=False, steps=None):
+    def call(self, inputs, training=False, steps=None, tolerance=None):
         if isinstance(inputs, (tuple, list)):
             degraded, clean = inputs
             if training:
                 return self._training_outputs(degraded, clean)
             inputs = degraded
-        return self._restore_tensor(inputs, steps=steps)
+        if tolerance is None:
+            tolerance = self.inference_tolerance
+        return self._restore_tensor(inputs, steps=steps, tolerance=tolerance)
 
     def _check_images(self, images):
         if len(images.shape) != 4:
@@ -194,14 +196,17 @@ class NCAModel(keras.Model):
                 f"{images.shape[-1]} channels."
             )
 
-    def _restore_tensor(self, images, steps=None):
+    # Early-stop tolerance of `predict` (None: always run `inference_steps`).
+    inference_tolerance = None
+
+    def _restore_tensor(self, images, steps=None, tolerance=None):
         """The deterministic inference pipeline, for any height and width."""
         self._check_images(images)
         steps = self.inference_steps if steps is None else int(steps)
         height, width = ops.shape(images)[1], ops.shape(images)[2]
         padded = backend_utils.pad_to_multiple(images, self.grid_factor)
         context, grid = self.encode(padded, training=False)
-        state = self.nca(self.seed_state(grid), steps=steps, training=False)
+        state = self.nca(self.seed_state(grid), steps=steps, training=False, tolerance=tolerance)
         _, out, _ = self.split_state(state)
         restored = self.decode(out, context, training=False)
         return ops.clip(restored[:, :height, :width, :], 0.0, 1.0)
@@ -400,7 +405,7 @@ class NCAModel(keras.Model):
     # ------------------------------------------------------------------
     # numpy-facing inference.
     # ------------------------------------------------------------------
-    def restore(self, image, steps=None, tile=None, batch_size=1):
+    def restore(self, image, steps=None, tile=None, batch_size=1, tolerance=None):
         """Restores images given as numpy arrays or PIL images.
 
         Args:
@@ -411,6 +416,8 @@ class NCAModel(keras.Model):
             tile: int, restore in overlapping tiles of this size (bounded
                 memory for huge images); None restores in one piece.
             batch_size: int, images per forward pass for `(N, H, W, C)` input.
+            tolerance: float, stop before `steps` once the mean absolute
+                update of a step falls below it (anytime restoration).
 
         Returns:
             A numpy array of the input's shape and dtype family (uint8 in,
@@ -423,22 +430,27 @@ class NCAModel(keras.Model):
         if tile:
             from keras_lnca import tiling
 
-            restored = tiling.restore_tiled(self, batch, steps=steps, tile=int(tile))
+            restored = tiling.restore_tiled(self, batch, steps=steps, tile=int(tile), tolerance=tolerance)
         else:
-            restored = self.predict_with_steps(batch, steps=steps, batch_size=batch_size)
+            restored = self.predict_with_steps(batch, steps, batch_size, tolerance)
         return restore_like(restored)
 
-    def predict_with_steps(self, images, steps=None, batch_size=1):
-        """`predict` with a given number of NCA steps (one compiled function per count)."""
+    def predict_with_steps(self, images, steps=None, batch_size=1, tolerance=None):
+        """`predict` with a given number of NCA steps and early-stop tolerance.
+
+        One compiled predict function is kept per `(steps, tolerance)`.
+        """
         steps = self.inference_steps if steps is None else int(steps)
-        default = self.inference_steps
-        self.predict_function = self._predict_functions.get(steps)
-        self.inference_steps = steps
+        key = (steps, tolerance)
+        default = (self.inference_steps, self.inference_tolerance)
+        self._predict_functions.setdefault(default, self.predict_function)
+        self.predict_function = self._predict_functions.get(key)
+        self.inference_steps, self.inference_tolerance = key
         try:
             return self.predict(images, batch_size=batch_size, verbose=0)
         finally:
-            self._predict_functions[steps] = self.predict_function
-            self.inference_steps = default
+            self._predict_functions[key] = self.predict_function
+            self.inference_steps, self.inference_tolerance = default
             self.predict_function = self._predict_functions.get(default)
 
     @classmethod
