@@ -333,4 +333,8 @@ def pad_to_multiple(x, multiple):
 
     shape = tf.shape(x)
     pad_h, pad_w = -shape[1] % multiple, -shape[2] % multiple
-    return tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="REFLECT")
+    padded = tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="REFLECT")
+    # tf.pad with run-time amounts loses the static channel count, which the
+    # TFLite converter needs for builtin convolutions: restore it by a reshape.
+    shape = tf.shape(padded)
+    return tf.reshape(padded, tf.stack([shape[0], shape[1], shape[2], x.shape[-1]]))

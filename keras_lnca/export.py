@@ -65,13 +65,17 @@ Quantization (`export_tflite(quantization=...)`):
   (default `../shared/data`): `gray/train400` or `color/cbsd432`; smooth
   random images when the data are absent.
 
+The parity checks run two image sets through the export and `model.predict`:
+"random" (two seeded smooth random images, degraded with `degradation`) and
+the test-set crops below; each reports the max abs difference and the PSNR
+of the export against Keras.
+
 Quantized models are judged by restoration quality: on test images
 (`gray/set12` or `color/cbsd68` under `$LNCA_DATA`, center crops at the
 export size, degraded with `degradation`, default `"gaussian:25"`, evaluation
 seed 0; smooth random images when the data are absent), PSNR(export, clean)
 may be at most `max_psnr_loss` dB below PSNR(Keras, clean): by default 0.05
-dB for float16, 0.5 dB for dynamic and 1 dB for int8. Every check also
-reports the max abs difference and PSNR of the export against Keras.
+dB for float16, 0.5 dB for dynamic and 1 dB for int8.
 
 ONNX (`export_onnx`) converts the same traced function with `tf2onnx`, the
 converter behind Keras' own `model.export(format="onnx")` on TensorFlow
@@ -251,7 +255,7 @@ def export_tflite(
             arrays, or a callable returning an iterable of them; larger
             images are center-cropped to `input_shape`. None draws
             `CALIBRATION_SAMPLES` degraded crops (see the module docstring).
-        verify: run the LiteRT interpreter on random and reference images
+        verify: run the LiteRT interpreter on random and test-set images
             and compare with `model.predict`; raises `ExportError` beyond
             the tolerances.
         batch_size: 1 (default) or None for a resizable batch.
@@ -849,8 +853,12 @@ def _verify(report, model, runner, shape, steps, degradation, num_images):
         raise UserError(f"num_images must be at least 1, got {num_images}")
     batch, height, width, channels = shape
     size = _concrete_size(height, width)
-    rng = np.random.default_rng(0)
-    random_images = rng.random((2, *size, channels), dtype=np.float32)
+    # Random inputs of the model's domain: degraded smooth random images.
+    # Not uniform white noise: far outside the training data, a trained
+    # automaton's 64 steps amplify float rounding at a few pixels (measured
+    # 6e-3 between TFLite and Keras, and 6e-4 between Keras on JAX and on
+    # TensorFlow, on the same input), which says nothing about the export.
+    random_images = _degrade(_smooth_images(2, size, channels, seed=0), degradation)
     report.checks = [_compare("random", model, runner, random_images, steps, batch or 2)]
     clean, name = _reference_images(channels, size, num_images)
     degraded = _degrade(clean, degradation)

@@ -30,8 +30,13 @@ def add_parser(subparsers):
     )
     parser.add_argument(
         "--size", default="256,256", metavar="H,W",
-        help="input height,width fixed in the export (default 256,256); 'any' for any "
-        "size (SavedModel only)",
+        help="input height,width fixed in the export (default 256,256); 'any' for a "
+        "resizable size (SavedModel; TFLite reports why where the converter cannot)",
+    )
+    parser.add_argument(
+        "--max-psnr-loss", type=float, default=None, metavar="DB",
+        help="quantized TFLite: largest PSNR loss (dB) against the Keras model on the "
+        "test images (default 0.05 float16, 0.5 dynamic, 1 int8)",
     )
     parser.add_argument("--steps", type=int, default=None, help="NCA steps (default: the model's)")
     parser.add_argument("--no-verify", action="store_true", help="skip the parity checks")
@@ -64,11 +69,8 @@ def run(args):
     size = parse_size(args.size)
     if args.quantization and args.format != "tflite":
         raise UserError("--quantization applies to --format tflite only")
-    if size == (None, None) and args.format != "saved_model":
-        raise UserError(
-            "--size any works for --format saved_model only; TFLite and ONNX exports "
-            "need a fixed H,W"
-        )
+    if args.max_psnr_loss is not None and not args.quantization:
+        raise UserError("--max-psnr-loss applies to quantized TFLite exports only")
     if args.steps is not None and args.steps < 0:
         raise UserError("--steps must be >= 0")
     output = pathlib.Path(args.output)
@@ -89,7 +91,8 @@ def run(args):
     try:
         if args.format == "tflite":
             report = export.export_tflite(
-                model, output, quantization=args.quantization, input_shape=size, **options
+                model, output, quantization=args.quantization, input_shape=size,
+                max_psnr_loss=args.max_psnr_loss, **options
             )
         elif args.format == "saved_model":
             report = export.export_saved_model(model, output, input_shape=size, **options)

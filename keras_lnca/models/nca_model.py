@@ -22,6 +22,17 @@ def _overflow(x, low, high):
     return ops.mean(ops.abs(x - ops.clip(x, low, high)))
 
 
+class _FunctionCache:
+    """Compiled predict functions per (steps, tolerance).
+
+    A plain object, so that TensorFlow's object tracking (SavedModel export)
+    does not try to save the dict it holds.
+    """
+
+    def __init__(self):
+        self.functions = {}
+
+
 class NCAModel(keras.Model):
     """Shared machinery of `LNCA` and `PixelNCA` (not used directly).
 
@@ -100,7 +111,7 @@ class NCAModel(keras.Model):
             for name in self._loss_names(each_phase)
         }
         self._compile_args = None
-        self._predict_functions = {}
+        self._predict_cache = _FunctionCache()
         self.phase = None
         self._apply_phase(phase or self.phases[0])
 
@@ -443,15 +454,15 @@ class NCAModel(keras.Model):
         steps = self.inference_steps if steps is None else int(steps)
         key = (steps, tolerance)
         default = (self.inference_steps, self.inference_tolerance)
-        self._predict_functions.setdefault(default, self.predict_function)
-        self.predict_function = self._predict_functions.get(key)
+        self._predict_cache.functions.setdefault(default, self.predict_function)
+        self.predict_function = self._predict_cache.functions.get(key)
         self.inference_steps, self.inference_tolerance = key
         try:
             return self.predict(images, batch_size=batch_size, verbose=0)
         finally:
-            self._predict_functions[key] = self.predict_function
+            self._predict_cache.functions[key] = self.predict_function
             self.inference_steps, self.inference_tolerance = default
-            self.predict_function = self._predict_functions.get(default)
+            self.predict_function = self._predict_cache.functions.get(default)
 
     @classmethod
     def from_preset(cls, name_or_path, **compile_kwargs):
