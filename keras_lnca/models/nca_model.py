@@ -334,6 +334,14 @@ class NCAModel(keras.Model):
             )
         return super().train_step(*state, ((x, y), y, sample_weight))
 
+    def fit(self, x=None, y=None, *args, **kwargs):
+        # Arrays without targets fail deep inside Keras on some backends: say why here.
+        if y is None and hasattr(x, "shape") and hasattr(x, "dtype"):
+            raise ValueError(
+                f"{type(self).__name__}.fit needs (degraded, clean) pairs; got inputs only."
+            )
+        return super().fit(x, y, *args, **kwargs)
+
     def compile(self, optimizer=None, metrics=None, learning_rate=1e-2, decay_steps=10_000, **kwargs):
         """Configures training; every argument is reused by `set_phase`.
 
