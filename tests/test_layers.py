@@ -7,6 +7,12 @@ import pytest
 import keras_lnca as kl
 
 
+def to_numpy(x):
+    if isinstance(x, np.ndarray):
+        return x
+    return keras.ops.convert_to_numpy(keras.ops.stop_gradient(x))
+
+
 def _rand(*shape, seed=0):
     return np.random.default_rng(seed).random(shape).astype("float32")
 
@@ -24,7 +30,7 @@ def _fit_one_step(layer, input_shape, output_fn=lambda y: y):
     model = keras.Model(inputs, outputs)
     model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
     x = _rand(*input_shape)
-    y = np.asarray(model.predict(x, verbose=0))
+    y = to_numpy(model.predict(x, verbose=0))
     before = [np.array(w) for w in model.trainable_weights]
     history = model.fit(x, np.zeros_like(y) + 0.1, epochs=1, batch_size=input_shape[0], verbose=0)
     assert np.isfinite(history.history["loss"][0])
@@ -49,7 +55,7 @@ def test_adj_conv_without_batch_norm_has_no_norm_weights():
 
 def test_adj_conv_transpose_doubles_size():
     layer = kl.layers.AdjConvTranspose(3, strides=2, activation="sigmoid")
-    out = np.asarray(layer(_rand(2, 8, 8, 8)))
+    out = to_numpy(layer(_rand(2, 8, 8, 8)))
     assert out.shape == (2, 16, 16, 3)
     assert out.min() >= 0 and out.max() <= 1
     _roundtrip(layer)
@@ -64,7 +70,7 @@ def test_encoder_decoder_shapes(downsampling):
     factor = 2**downsampling
     assert tuple(skip.shape) == (2, 16, 16, 6)
     assert tuple(latent.shape) == (2, 32 // factor, 32 // factor, 12)
-    image = np.asarray(decoder([latent, skip]))
+    image = to_numpy(decoder([latent, skip]))
     assert image.shape == (2, 32, 32, 3)
     assert image.min() >= 0 and image.max() <= 1
     _roundtrip(encoder)
@@ -114,7 +120,7 @@ CELLS = [
 def test_cell_keeps_shape_and_input_channels(cell_class, kwargs, channels):
     cell = cell_class(**kwargs)
     state = _rand(2, 8, 10, channels)
-    new = np.asarray(cell(state))
+    new = to_numpy(cell(state))
     assert new.shape == state.shape
     n = kwargs["input_channels"]
     np.testing.assert_array_equal(new[..., :n], state[..., :n])
@@ -122,7 +128,7 @@ def test_cell_keeps_shape_and_input_channels(cell_class, kwargs, channels):
     clone(state)
     for src, dst in zip(cell.weights, clone.weights):
         dst.assign(src)
-    np.testing.assert_allclose(np.asarray(clone(state)), new, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(clone(state)), new, atol=1e-6)
 
 
 @pytest.mark.parametrize("cell_class,kwargs,channels", CELLS)
@@ -132,10 +138,10 @@ def test_cell_update_mask_freezes_cells(cell_class, kwargs, channels):
     cell(state)
     # Make the (zero-initialised) update non-zero.
     for w in cell.trainable_weights:
-        w.assign(np.asarray(w) + 0.05)
+        w.assign(to_numpy(w) + 0.05)
     mask = np.zeros((1, 6, 6, 1), "float32")
     mask[0, :3] = 1
-    new = np.asarray(cell(state, update_mask=mask))
+    new = to_numpy(cell(state, update_mask=mask))
     np.testing.assert_array_equal(new[0, 3:], state[0, 3:])
     assert not np.allclose(new[0, :3], state[0, :3])
 
@@ -162,10 +168,10 @@ def test_sobel_and_nafca_are_local():
         state = _rand(1, 9, 9, channels)
         cell(state)
         for w in cell.trainable_weights:
-            w.assign(np.asarray(w) + 0.05)
+            w.assign(to_numpy(w) + 0.05)
         changed = state.copy()
         changed[0, 0, 0] += 1.0
-        a, b = np.asarray(cell(state)), np.asarray(cell(changed))
+        a, b = to_numpy(cell(state)), to_numpy(cell(changed))
         diff = np.abs(a - b).max(axis=-1)[0]
         assert diff[:2, :2].max() > 0
         diff[:2, :2] = 0
@@ -177,26 +183,26 @@ def test_nca_deterministic_and_masked_steps():
     state = _rand(3, 8, 8, 12)
     nca(state)
     for w in nca.trainable_weights:
-        w.assign(np.asarray(w) + 0.02)
-    a = np.asarray(nca(state))
-    b = np.asarray(nca(state))
+        w.assign(to_numpy(w) + 0.02)
+    a = to_numpy(nca(state))
+    b = to_numpy(nca(state))
     np.testing.assert_array_equal(a, b)
     assert nca.update_masks(state, 5) is None  # fire rate 1: no random op
     # Per-sample step counts by masking equal running each sample on its own.
     counts = np.array([0, 2, 5], "int32")
-    masked = np.asarray(nca(state, step_counts=counts, training=True))
+    masked = to_numpy(nca(state, step_counts=counts, training=True))
     np.testing.assert_array_equal(masked[0], state[0])
-    alone = np.asarray(nca(state[1:2], steps=2, training=True))
+    alone = to_numpy(nca(state[1:2], steps=2, training=True))
     np.testing.assert_allclose(masked[1], alone[0], atol=1e-6)
     np.testing.assert_allclose(masked[2], a[2], atol=1e-5)
     # Training (unrolled) and inference (fori_loop) paths agree.
-    np.testing.assert_allclose(np.asarray(nca(state, training=True)), a, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(nca(state, training=True)), a, atol=1e-5)
 
 
 def test_nca_fire_rate_masks():
     nca = kl.layers.NCA(kl.layers.SobelCell(input_channels=3), steps=4, fire_rate=0.5, seed=3)
     state = _rand(2, 16, 16, 12)
-    masks = np.asarray(nca.update_masks(nca_state := state, 4))
+    masks = to_numpy(nca.update_masks(nca_state := state, 4))
     assert masks.shape == (4, 2, 16, 16, 1)
     assert 0.4 < masks.mean() < 0.6
     del nca_state
@@ -222,8 +228,8 @@ def test_space_to_depth_is_an_exact_inverse_pair(block, channels):
     up = kl.layers.DepthToSpace(block, channels)
     z = down(x)
     assert tuple(z.shape) == (2, 4, 3, block * block * channels)
-    np.testing.assert_array_equal(np.asarray(up(z)), x)
-    np.testing.assert_array_equal(np.asarray(z)[0, 0, 0, :channels], x[0, 0, 0])
+    np.testing.assert_array_equal(to_numpy(up(z)), x)
+    np.testing.assert_array_equal(to_numpy(z)[0, 0, 0, :channels], x[0, 0, 0])
     _roundtrip(down)
     _roundtrip(up)
     assert not down.weights and not up.weights
