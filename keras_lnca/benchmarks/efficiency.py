@@ -10,22 +10,25 @@ channels, untrained weights, the same number of NCA steps for every model):
   per-layer rules). The count is the algorithm's, not a backend's, so it is
   the same on TensorFlow, JAX and PyTorch.
 * `latency_ms`: median wall time of `repeats` forward passes after `warmup`
-  passes (the first compiles), through the compiled function that
-  `Model.predict` runs on each backend (`compiled_forward`): `tf.function`
-  on TensorFlow (XLA only where Keras' `jit_compile="auto"` would use it,
-  i.e. with a GPU), `jax.jit` of `stateless_call` on JAX, eager under
-  `torch.no_grad()` on PyTorch. The input is a numpy array and the output
-  is read back to numpy inside the timed call.
-* `peak_memory_mb`: peak memory of the whole inference, compilation
-  included, in a fresh subprocess: on CPU the process peak resident set
-  (`VmHWM`) minus the resident set after imports and model build
-  (`memory_baseline_mb`); on a GPU the framework allocator's device peak
-  minus its level after the build (via `keras_lnca.backend_utils`).
-  `memory_source` names the source; `steady_peak_memory_mb` is the peak of
-  the timed passes only (measured after the warm-up, the peak reset).
+  untimed passes, through the compiled function that `Model.predict` runs
+  on each backend (`compiled_forward`): `tf.function` on TensorFlow (XLA
+  only where Keras' `jit_compile="auto"` would use it, i.e. with a GPU),
+  `jax.jit` of `stateless_call` on JAX (compiled ahead of the first pass),
+  eager under `torch.no_grad()` on PyTorch. The input is a numpy array and
+  the output is read back to numpy inside the timed call.
+* `peak_memory_mb`: in a fresh subprocess, the peak over compilation and
+  every pass minus the level after imports and model build
+  (`memory_baseline_mb`): on CPU the process peak resident set (`VmHWM`,
+  reset through `/proc/self/clear_refs`), on a GPU the framework
+  allocator's device peak (both via `keras_lnca.backend_utils`);
+  `memory_source` names the source. Its parts: `compile_memory_mb` (the
+  compilation or tracing alone) and `run_memory_mb` (the passes alone,
+  above the level after compilation, free heap memory returned to the OS
+  first with `malloc_trim` so that it cannot hide the passes' needs).
 * A training step (phase `"nca"`, 32x32 crops, batch 8, a fixed 32 NCA
   steps) timed through `Model.fit`: median per-batch latency after the
-  compiling batches, and its peak memory, measured the same way.
+  compiling batches; `peak_memory_mb` over the whole `fit` above the level
+  after build and `compile()`, `run_memory_mb` over the timed batches.
 * `max_side`: the largest square input each model restores within the
   memory budget, extrapolated from the measured points (an affine fit of
   peak memory against pixels through the two largest measured sizes) or,
@@ -93,9 +96,10 @@ LATENCY_METHOD = (
     "numpy in, numpy out"
 )
 MEMORY_METHOD = (
-    "fresh subprocess per point; peak over the whole inference (compilation included) minus "
-    "the level after imports and model build; CPU: process VmHWM (reset through "
-    "/proc/self/clear_refs), GPU: framework device allocator peak"
+    "fresh subprocess per point; peak MB = peak over compilation and all passes minus the level "
+    "after imports and model build; run MB = peak of the passes minus the level after "
+    "compilation (free heap trimmed); CPU: process VmHWM (reset through /proc/self/clear_refs), "
+    "GPU: framework device allocator peak"
 )
 
 
@@ -193,15 +197,12 @@ _ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 3, "swish": 4, "silu": 4, "ge
 
 
 def _activation_cost(activation):
-    import keras
-
-    name = activation if isinstance(activation, str) else keras.activations.serialize(activation)
-    if isinstance(name, dict):
-        name = name.get("config", name.get("class_name", ""))
+    # By name: `keras.activations.serialize` would import TensorFlow.
+    name = activation if isinstance(activation, str) else getattr(activation, "__name__", None)
     try:
-        return _ACTIVATIONS[str(name)]
+        return _ACTIVATIONS[name]
     except KeyError:
-        raise ValueError(f"No FLOP cost for activation {name!r}.") from None
+        raise ValueError(f"No FLOP cost for activation {activation!r}.") from None
 
 
 def _dense_flops(layer):
@@ -377,29 +378,64 @@ def _read_status_kib(key):
     return None
 
 
+def _release_free_memory():
+    """Collects garbage and returns the C heap's free pages to the OS.
+
+    Without `malloc_trim`, memory freed by an earlier phase (compilation,
+    a warm-up pass) stays resident and is silently reused, hiding the next
+    phase's needs from the resident-set peak.
+    """
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class _PeakMemory:
-    """Peak memory above the level at construction, through `backend_utils`."""
+    """Peak memory of a process phase by phase, through `backend_utils`.
+
+    `baseline` is the level when created (after imports and model build).
+    `window()` starts a phase: it releases free memory, resets the peak and
+    returns the phase's starting level; `peak()` reads the peak since then.
+    `highest` keeps the largest peak seen over all phases.
+    """
 
     def __init__(self):
         from keras_lnca import backend_utils
 
         self._utils = backend_utils
-        gc.collect()
         self.source = backend_utils.memory_source()
-        self.resettable = backend_utils.reset_peak_memory()
-        self.baseline = backend_utils.peak_memory_bytes()
+        self.baseline = self.window()
+        self.resettable = self._resettable
+        self.highest = self.baseline
 
-    def reset(self):
-        self._utils.reset_peak_memory()
+    def window(self):
+        _release_free_memory()
+        self._resettable = self._utils.reset_peak_memory()
+        return self._utils.peak_memory_bytes()
 
-    def peak_mb(self):
-        peak = self._utils.peak_memory_bytes()
-        if peak is None or self.baseline is None:
+    def peak(self):
+        value = self._utils.peak_memory_bytes()
+        if value is not None and self.highest is not None:
+            self.highest = max(self.highest, value)
+        return value
+
+    @staticmethod
+    def mb_above(value, base):
+        if value is None or base is None:
             return None
-        return max(0, peak - self.baseline) / MIB
+        return round(max(0, value - base) / MIB, 2)
+
+    def total_mb(self):
+        """Largest peak of all phases above the baseline."""
+        self.peak()
+        return self.mb_above(self.highest, self.baseline)
 
     def baseline_mb(self):
-        return None if self.baseline is None else self.baseline / MIB
+        return None if self.baseline is None else round(self.baseline / MIB, 1)
 
 
 class _MemoryGuard:
@@ -481,7 +517,7 @@ def _tf_jit(jit_compile):
     return bool(jit_compile)
 
 
-def compiled_forward(model, steps=None, jit_compile="auto"):
+def compiled_forward(model, steps=None, jit_compile="auto", example=None):
     """The deterministic inference pass, compiled as `Model.predict` compiles it.
 
     Args:
@@ -490,6 +526,8 @@ def compiled_forward(model, steps=None, jit_compile="auto"):
         jit_compile: `"auto"`, True or False: XLA for the TensorFlow
             `tf.function` (`"auto"`: only with a GPU, as Keras). JAX always
             compiles with XLA; PyTorch runs eagerly, as `predict` does.
+        example: optional numpy array of the input shape: compile (JAX) or
+            trace (TensorFlow) for it now rather than at the first call.
 
     Returns:
         `(forward, jit)`: `forward(images) -> numpy array`, images a numpy
@@ -511,13 +549,15 @@ def compiled_forward(model, steps=None, jit_compile="auto"):
         trainable = [v.value for v in model.trainable_variables]
         non_trainable = [v.value for v in model.non_trainable_variables]
 
-        @jax.jit
-        def run(trainable, non_trainable, images):
+        def restore(trainable, non_trainable, images):
             restored, _ = model.stateless_call(
                 trainable, non_trainable, images, training=False, steps=steps
             )
             return restored
 
+        run = jax.jit(restore)
+        if example is not None:
+            run = run.lower(trainable, non_trainable, example).compile()
         return (lambda images: np.asarray(run(trainable, non_trainable, images))), True
     if backend == "tensorflow":
         import tensorflow as tf
@@ -528,6 +568,8 @@ def compiled_forward(model, steps=None, jit_compile="auto"):
             jit_compile=jit,
             reduce_retracing=True,
         )
+        if example is not None:
+            run = run.get_concrete_function(tf.TensorSpec(example.shape, tf.float32))
         return (lambda images: run(tf.convert_to_tensor(images)).numpy()), jit
     if backend == "torch":
         import torch
@@ -578,9 +620,12 @@ def measure_inference(
     Returns:
         A dict: `model`, `size`, `batch`, `params`, `flops` (with its
         `flops_nca` and `flops_codec` parts), `latency_ms`,
-        `latency_runs_ms`, `first_call_ms` (compilation included),
-        `peak_memory_mb` (whole inference), `steady_peak_memory_mb` (timed
-        passes), `memory_baseline_mb`, `memory_source`, `steps`, `backend`,
+        `latency_runs_ms`, `compile_ms`, `first_call_ms`, the memory
+        figures (MiB): `peak_memory_mb` (compilation and passes, above the
+        level after imports and build, `memory_baseline_mb`),
+        `compile_memory_mb` (the compilation alone) and `run_memory_mb` (the
+        passes alone, above the level after compilation; None where the
+        peak cannot be reset), `memory_source`, `steps`, `backend`,
         `jit_compile`, `device`, `status` ("ok").
 
     Example:
@@ -594,29 +639,28 @@ def measure_inference(
     model = build_model(model_name, channels=channels, steps=steps, seed=seed, jax_cache_dir=jax_cache_dir)
     images = np.random.default_rng(seed).random((batch, size, size, channels), dtype=np.float32)
     flops = count_flops(model, size, size, steps=steps, batch=1)
-    forward, jit = compiled_forward(model, steps=steps, jit_compile=jit_compile)
     memory = _PeakMemory()
     if memory_guard is not None and memory.source.startswith("process"):
         memory_guard(memory.baseline)
+    start = time.perf_counter()
+    forward, jit = compiled_forward(model, steps=steps, jit_compile=jit_compile, example=images)
+    compile_ms = 1000.0 * (time.perf_counter() - start)
+    compile_peak = memory.peak()
+    run_base = memory.window()
     start = time.perf_counter()
     out = forward(images)
     first_ms = 1000.0 * (time.perf_counter() - start)
     if out.shape != images.shape:
         raise RuntimeError(f"{model_name} returned shape {out.shape} for {images.shape}.")
+    del out
     for _ in range(max(warmup, 1) - 1):
         forward(images)
-    whole_peak = memory.peak_mb()
-    steady_peak = None
     times = []
-    if repeats > 0:
-        memory.reset()
-        for _ in range(repeats):
-            start = time.perf_counter()
-            forward(images)
-            times.append(1000.0 * (time.perf_counter() - start))
-        steady_peak = memory.peak_mb()
-        if whole_peak is not None and steady_peak is not None and memory.resettable:
-            whole_peak = max(whole_peak, steady_peak)
+    for _ in range(repeats):
+        start = time.perf_counter()
+        forward(images)
+        times.append(1000.0 * (time.perf_counter() - start))
+    run_peak = memory.peak()
     latency = statistics.median(times) if times else first_ms
     return {
         "model": model_name,
@@ -628,10 +672,12 @@ def measure_inference(
         "flops_codec": flops["codec"],
         "latency_ms": round(latency, 3),
         "latency_runs_ms": [round(t, 3) for t in times],
+        "compile_ms": round(compile_ms, 1),
         "first_call_ms": round(first_ms, 3),
-        "peak_memory_mb": None if whole_peak is None else round(whole_peak, 2),
-        "steady_peak_memory_mb": None if steady_peak is None else round(steady_peak, 2),
-        "memory_baseline_mb": None if memory.baseline_mb() is None else round(memory.baseline_mb(), 1),
+        "peak_memory_mb": memory.total_mb(),
+        "compile_memory_mb": memory.mb_above(compile_peak, memory.baseline),
+        "run_memory_mb": memory.mb_above(run_peak, run_base) if memory.resettable else None,
+        "memory_baseline_mb": memory.baseline_mb(),
         "memory_source": memory.source,
         "steps": int(steps),
         "backend": keras.backend.backend(),
@@ -650,6 +696,7 @@ def measure_train_step(
     steps=32,
     repeats=5,
     warmup=2,
+    jit_compile="auto",
     seed=0,
     jax_cache_dir=None,
     memory_guard=None,
@@ -659,8 +706,7 @@ def measure_train_step(
     The model is built with `train_steps=(steps, steps)`, compiled with its
     defaults (LNCA then switched to phase "nca"), and fitted on random
     `(degraded, clean)` pairs for `warmup + repeats` batches; the latency is
-    the median wall time of the batches after the warm-up, the peak memory
-    the peak over the whole `fit` above the level after compile.
+    the median wall time of the batches after the warm-up.
 
     Args:
         model_name: a key of `MODELS`.
@@ -670,14 +716,20 @@ def measure_train_step(
         steps: int, NCA steps per training step.
         repeats: int >= 1, timed batches.
         warmup: int >= 1, untimed first batches (tracing, compilation).
+        jit_compile: `"auto"` (Keras' default: XLA on JAX, and on
+            TensorFlow only with a GPU), or True / False for TensorFlow's
+            train function (other backends keep "auto").
         seed: int.
         jax_cache_dir: see `build_model`.
         memory_guard: as in `measure_inference`.
 
     Returns:
-        A dict: `model`, `size`, `batch`, `steps`, `latency_ms`,
-        `latency_runs_ms`, `peak_memory_mb`, `steady_peak_memory_mb`,
-        `memory_source`, `params`, `status`.
+        A dict: `model`, `size`, `batch`, `steps`, `phase`, `params`,
+        `latency_ms`, `latency_runs_ms`, `first_batch_ms`, `peak_memory_mb`
+        (the whole `fit`, above the level after build and compile),
+        `run_memory_mb` (the timed batches, above the level after the
+        warm-up), `memory_baseline_mb`, `memory_source`, `backend`,
+        `jit_compile`, `device`, `status`.
 
     Example:
     ```python
@@ -691,7 +743,10 @@ def measure_train_step(
         model_name, channels=channels, steps=steps, train_steps=(steps, steps), seed=seed,
         jax_cache_dir=jax_cache_dir,
     )
-    model.compile()
+    if jit_compile != "auto" and keras.backend.backend() == "tensorflow":
+        model.compile(jit_compile=bool(jit_compile))
+    else:
+        model.compile()
     if "nca" in model.phases and model.phase != "nca":
         model.set_phase("nca")
     rng = np.random.default_rng(seed)
@@ -705,10 +760,7 @@ def measure_train_step(
     model.fit(
         degraded, clean, batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[timer]
     )
-    whole_peak = timer.whole_peak
-    steady_peak = memory.peak_mb()
-    if whole_peak is not None and steady_peak is not None and memory.resettable:
-        whole_peak = max(whole_peak, steady_peak)
+    run_peak = memory.peak()
     times = timer.times[warmup:]
     return {
         "model": model_name,
@@ -720,9 +772,9 @@ def measure_train_step(
         "latency_ms": round(statistics.median(times), 3),
         "latency_runs_ms": [round(t, 3) for t in times],
         "first_batch_ms": round(timer.times[0], 3),
-        "peak_memory_mb": None if whole_peak is None else round(whole_peak, 2),
-        "steady_peak_memory_mb": None if steady_peak is None else round(steady_peak, 2),
-        "memory_baseline_mb": None if memory.baseline_mb() is None else round(memory.baseline_mb(), 1),
+        "peak_memory_mb": memory.total_mb(),
+        "run_memory_mb": memory.mb_above(run_peak, timer.run_base) if memory.resettable else None,
+        "memory_baseline_mb": memory.baseline_mb(),
         "memory_source": memory.source,
         "backend": keras.backend.backend(),
         "jit_compile": bool(getattr(model, "jit_compile", False)),
@@ -732,7 +784,7 @@ def measure_train_step(
 
 
 def _batch_timer(warmup, memory):
-    """A callback timing every `fit` batch; it resets the memory peak after the warm-up.
+    """A callback timing every `fit` batch; it starts a memory window after the warm-up.
 
     Keras turns the batch logs into Python numbers before `on_train_batch_end`
     of a callback that overrides it, so each timed batch has finished.
@@ -743,7 +795,7 @@ def _batch_timer(warmup, memory):
         def __init__(self):
             super().__init__()
             self.times = []
-            self.whole_peak = None
+            self.run_base = None
             self._start = None
 
         def on_train_batch_begin(self, batch, logs=None):
@@ -752,8 +804,8 @@ def _batch_timer(warmup, memory):
         def on_train_batch_end(self, batch, logs=None):
             self.times.append(1000.0 * (time.perf_counter() - self._start))
             if len(self.times) == warmup:
-                self.whole_peak = memory.peak_mb()
-                memory.reset()
+                memory.peak()  # keeps the warm-up's peak in `highest`
+                self.run_base = memory.window()
 
     return BatchTimer()
 
@@ -870,8 +922,8 @@ class EfficiencyConfig:
             side, batch and (fixed) NCA steps.
         train_repeats, train_warmup: timed and untimed `fit` batches.
         max_side: `"extrapolate"`, `"bisect"` or `"none"`.
-        jit_compile: XLA for TensorFlow's inference function (see
-            `compiled_forward`).
+        jit_compile: XLA for TensorFlow's inference and train functions
+            (`"auto"`: as Keras, i.e. only with a GPU; see `compiled_forward`).
         isolate: a fresh subprocess per point (False runs in this process:
             only for tests, memory figures are then not isolated).
         progress: a tqdm progress bar on stderr.
@@ -1226,6 +1278,7 @@ def _train_step(config, runner, backend, model):
         "steps": config.train_steps,
         "repeats": config.train_repeats,
         "warmup": config.train_warmup,
+        "jit_compile": config.jit_compile,
         "seed": config.seed,
         "memory_limit_mb": config.memory_budget_gb * 1024.0,
     }
@@ -1246,9 +1299,10 @@ def compute_ratios(points, max_side, train_steps=None, baseline=BASELINE):
 
     Returns:
         `{"<lnca>_vs_<baseline>": {"by_size": {size: {...}}, "max_side": r,
-        "max_pixels": r, "train_step_latency": r, "train_step_memory": r}}`;
-        a ratio < 1 means LNCA needs less; `*_reduction_pct` is
-        `100 * (1 - ratio)`.
+        "max_pixels": r, "train_step_latency": r, "train_step_memory": r}}`,
+        each `by_size` entry with `latency`, `memory` (peak), `run_memory`
+        and `flops` ratios; a ratio < 1 means LNCA needs less;
+        `*_reduction_pct` is `100 * (1 - ratio)`.
     """
     by_model = {}
     for point in points:
@@ -1270,6 +1324,7 @@ def compute_ratios(points, max_side, train_steps=None, baseline=BASELINE):
             row = {
                 "latency": ratio(a["latency_ms"], b["latency_ms"]),
                 "memory": ratio(a["peak_memory_mb"], b["peak_memory_mb"]),
+                "run_memory": ratio(a.get("run_memory_mb"), b.get("run_memory_mb")),
                 "flops": ratio(a["flops"], b["flops"]),
             }
             for key in ("latency", "memory"):
@@ -1511,13 +1566,14 @@ def _backend_sections(result, markdown):
         rows.append([
             _label(p["model"]), f"{p['size']}x{p['size']}", f"{p['params']:,}",
             _num(p["flops"] / 1e9, 2), _num(p["latency_ms"]), _num(p["peak_memory_mb"]),
+            _num(p.get("run_memory_mb")),
             ("over budget" if p.get("over_budget") else p.get("note", "")),
         ])
     for s in result["skipped"]:
-        rows.append([_label(s["model"]), f"{s['size']}x{s['size']}", "", "", "", "", s["reason"]])
+        rows.append([_label(s["model"]), f"{s['size']}x{s['size']}", "", "", "", "", "", s["reason"]])
     for f in result["failed"]:
         if not f.get("train_step"):
-            rows.append([_label(f["model"]), f"{f['size']}x{f['size']}", "", "", "", "",
+            rows.append([_label(f["model"]), f"{f['size']}x{f['size']}", "", "", "", "", "",
                          f"failed: {f.get('error')}"])
     order = {m: i for i, m in enumerate(config["models"])}
     rows.sort(key=lambda r: (order.get(next((k for k, v in MODELS.items() if v[0] == r[0]), r[0]), 99),
@@ -1525,19 +1581,20 @@ def _backend_sections(result, markdown):
     sections.append(
         f"Inference: batch {config['batch']}, {config['steps']} NCA steps, "
         f"memory source {result.get('memory_source')}\n"
-        + _table(["model", "input", "params", "GFLOPs", "latency ms", "peak MB", "note"], rows, markdown)
+        + _table(["model", "input", "params", "GFLOPs", "latency ms", "peak MB", "run MB", "note"],
+                 rows, markdown)
     )
     if result["train_step"] or any(f.get("train_step") for f in result["failed"]):
         rows = [
-            [_label(m), _num(s["latency_ms"]), _num(s["peak_memory_mb"])]
+            [_label(m), _num(s["latency_ms"]), _num(s["peak_memory_mb"]), _num(s.get("run_memory_mb"))]
             for m, s in result["train_step"].items()
         ]
-        rows += [[_label(f["model"]), "-", f"failed: {f.get('error')}"]
+        rows += [[_label(f["model"]), "-", "-", f"failed: {f.get('error')}"]
                  for f in result["failed"] if f.get("train_step")]
         sections.append(
             f"Training step (phase nca): {config['train_size']}x{config['train_size']}, batch "
             f"{config['train_batch']}, {config['train_steps']} NCA steps, through Model.fit\n"
-            + _table(["model", "latency ms", "peak MB"], rows, markdown)
+            + _table(["model", "latency ms", "peak MB", "run MB"], rows, markdown)
         )
     if result["max_side_details"]:
         rows = []
@@ -1552,25 +1609,30 @@ def _backend_sections(result, markdown):
             + _table(["model", "max input", "method", "how"], rows, markdown)
         )
     if result["ratios"]:
-        rows = []
+        rows, overall = [], []
         for name, entry in result["ratios"].items():
             model = name.split("_vs_")[0]
             for size, r in entry["by_size"].items():
                 rows.append([
                     _label(model), f"{size}x{size}", _num(r["latency"], 3),
                     _num(r.get("latency_reduction_pct")), _num(r["memory"], 3),
-                    _num(r.get("memory_reduction_pct")), _num(r["flops"], 3),
+                    _num(r.get("memory_reduction_pct")), _num(r.get("run_memory"), 3),
+                    _num(r["flops"], 3),
                 ])
-            if entry.get("max_side") is not None:
-                rows.append([_label(model), "max input side", _num(entry["max_side"], 2), "", "", "",
-                             f"pixels x{entry['max_pixels']:.1f}"])
-            if entry.get("train_step_latency") is not None:
-                rows.append([_label(model), "train step", _num(entry["train_step_latency"], 3), "",
-                             _num(entry.get("train_step_memory"), 3), "", ""])
+            overall.append([
+                _label(model), _num(entry.get("max_side"), 2), _num(entry.get("max_pixels"), 1),
+                _num(entry.get("train_step_latency"), 3), _num(entry.get("train_step_memory"), 3),
+            ])
         sections.append(
             f"Ratios against {_label(BASELINE)} (LNCA / {_label(BASELINE)}; < 1: LNCA needs less)\n"
-            + _table(["model", "input", "latency", "latency -%", "memory", "memory -%", "FLOPs"],
-                     rows, markdown)
+            + _table(["model", "input", "latency", "latency -%", "peak memory", "memory -%",
+                      "run memory", "FLOPs"], rows, markdown)
+        )
+        sections.append(
+            f"Ratios against {_label(BASELINE)}: largest input (> 1: LNCA restores larger "
+            "inputs) and training step\n"
+            + _table(["model", "max side", "max pixels", "train latency", "train memory"],
+                     overall, markdown)
         )
     return sections
 
@@ -1702,11 +1764,13 @@ def plot(path, result):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     per_backend = result.get("backends") or {result["backend"]: result}
     styles = ["-", "--", ":", "-."]
     colors = {model: f"C{i}" for i, model in enumerate(MODELS)}
     fig, (ax_time, ax_mem) = plt.subplots(1, 2, figsize=(12, 4.8))
+    sizes_plotted = set()
     for b_index, (backend, backend_result) in enumerate(per_backend.items()):
         for model in result["config"]["models"]:
             points = sorted((p for p in backend_result["points"] if p["model"] == model),
@@ -1714,6 +1778,7 @@ def plot(path, result):
             if not points:
                 continue
             sizes = [p["size"] for p in points]
+            sizes_plotted.update(sizes)
             label = _label(model) + (f" ({backend})" if len(per_backend) > 1 else "")
             style = dict(color=colors.get(model), linestyle=styles[b_index % len(styles)], marker="o")
             ax_time.plot(sizes, [p["latency_ms"] / 1000.0 for p in points], label=label, **style)
@@ -1731,6 +1796,9 @@ def plot(path, result):
     ):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
+        if sizes_plotted:
+            ax.set_xticks(sorted(sizes_plotted), [str(size) for size in sorted(sizes_plotted)])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("input side (pixels)")
         ax.set_ylabel(ylabel)
         ax.set_title(title)

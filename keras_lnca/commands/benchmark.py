@@ -89,8 +89,8 @@ def add_efficiency_parser(subparsers):
                         help="batch of the training step (default 8)")
     parser.add_argument("--no-train-step", action="store_true", help="skip the training step")
     parser.add_argument("--jit-compile", choices=("auto", "true", "false"), default="auto",
-                        help="XLA for TensorFlow's inference function (auto: as Keras' predict, "
-                             "i.e. only with a GPU)")
+                        help="XLA for TensorFlow's inference and training functions (auto: as "
+                             "Keras, i.e. only with a GPU; JAX always uses XLA, PyTorch never)")
     parser.add_argument("--json", metavar="OUT", help="write the results as JSON")
     parser.add_argument("--markdown", metavar="OUT", help="write markdown tables (for BENCHMARKS.md)")
     parser.add_argument("--plot", metavar="OUT.png", help="write a log-log plot of latency and memory")
