@@ -76,10 +76,16 @@ _BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 # name -> (label, how it is built)
 MODELS = {
-    "lnca_nafca": ("LNCA-NAFCA", "kl.LNCA(): NAFCA cell, 4x smaller latent grid, 16 latent + 32 hidden channels"),
+    "lnca_nafca": (
+        "LNCA-NAFCA", "kl.LNCA(): NAFCA cell, 4x smaller latent grid, 16 latent + 32 hidden channels"
+    ),
     "lnca_vitca": ("LNCA-ViTCA", 'kl.LNCA(cell="vitca"): ViTCA cell on the latent grid'),
-    "pixel_vitca": ("ViTCA", 'kl.PixelNCA(cell="vitca"): embed 128, 4 heads, MLP 64, depth 1, hidden 32'),
-    "pixel_sobel": ("NCA (Sobel)", 'kl.PixelNCA(cell="sobel"): Sobel perception, 128-unit MLP, hidden 32'),
+    "pixel_vitca": (
+        "ViTCA", 'kl.PixelNCA(cell="vitca"): embed 128, 4 heads, MLP 64, depth 1, hidden 32'
+    ),
+    "pixel_sobel": (
+        "NCA (Sobel)", 'kl.PixelNCA(cell="sobel"): Sobel perception, 128-unit MLP, hidden 32'
+    ),
 }
 BASELINE = "pixel_vitca"
 LNCA_MODELS = ("lnca_nafca", "lnca_vitca")
@@ -99,7 +105,7 @@ MEMORY_METHOD = (
     "fresh subprocess per point; peak MB = peak over compilation and all passes minus the level "
     "after imports and model build; run MB = peak of the passes minus the level after "
     "compilation (free heap trimmed); CPU: process VmHWM (reset through /proc/self/clear_refs), "
-    "GPU: framework device allocator peak"
+    "GPU: framework device allocator peak; MB = 2^20 bytes, GB = 2^30 bytes"
 )
 
 
@@ -636,7 +642,9 @@ def measure_inference(
     """
     import keras
 
-    model = build_model(model_name, channels=channels, steps=steps, seed=seed, jax_cache_dir=jax_cache_dir)
+    model = build_model(
+        model_name, channels=channels, steps=steps, seed=seed, jax_cache_dir=jax_cache_dir
+    )
     images = np.random.default_rng(seed).random((batch, size, size, channels), dtype=np.float32)
     flops = count_flops(model, size, size, steps=steps, batch=1)
     memory = _PeakMemory()
@@ -927,7 +935,7 @@ class EfficiencyConfig:
         isolate: a fresh subprocess per point (False runs in this process:
             only for tests, memory figures are then not isolated).
         progress: a tqdm progress bar on stderr.
-        seed: weights and inputs seed.
+        seed: seed of the random inputs and of the models' schedules.
     """
 
     sizes: tuple = DEFAULT_SIZES
@@ -1036,8 +1044,8 @@ class _Runner:
             shutil.rmtree(self.cache_dir, ignore_errors=True)
 
 
-def _inference_spec(config, model, size, repeats, with_limit=True):
-    spec = {
+def _inference_spec(config, model, size, repeats):
+    return {
         "kind": "inference",
         "model_name": model,
         "size": int(size),
@@ -1048,10 +1056,8 @@ def _inference_spec(config, model, size, repeats, with_limit=True):
         "warmup": config.warmup,
         "jit_compile": config.jit_compile,
         "seed": config.seed,
+        "memory_limit_mb": config.memory_budget_gb * 1024.0,
     }
-    if with_limit:
-        spec["memory_limit_mb"] = config.memory_budget_gb * 1024.0
-    return spec
 
 
 def _worker_timeout(config, predicted_seconds=None):
@@ -1139,6 +1145,9 @@ def _sweep_model(config, runner, backend, model):
             stop_reason = f"not run: size {size} failed"
     return points, skipped, failed
 
+
+# Bisection never tries a larger side.
+_MAX_TRIAL_SIDE = 65536
 
 # Below this peak, fixed costs and allocator noise dominate a memory fit.
 _RELIABLE_FIT_MB = 100.0
@@ -1231,7 +1240,10 @@ def _bisect_side(config, runner, backend, model, points, lo, hi, guess, details)
 
     if hi is None:
         hi = _round_side(max(guess * 1.25, lo * 2))
-        while hi is not None:
+        while True:
+            if hi > _MAX_TRIAL_SIDE:
+                stopped = f"no trial up to {_MAX_TRIAL_SIDE}^2 exceeded the budget"
+                break
             if not affordable(hi):
                 stopped = f"a trial at {hi}^2 would exceed the time budget"
                 break
@@ -1549,10 +1561,15 @@ def _table(headers, rows, markdown):
         lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         return "\n".join(lines)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()
     out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+    last = len(headers) - 1  # the first and last columns are text, the others numbers
+
+    def cell(i, text, width):
+        return text.ljust(width) if i in (0, last) else text.rjust(width)
+
+    out += ["  ".join(cell(i, c, w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
             for row in rows]
     return "\n".join(out)
 
@@ -1560,24 +1577,21 @@ def _table(headers, rows, markdown):
 def _backend_sections(result, markdown):
     config = result["config"]
     sections = []
-    points = result["points"]
-    rows = []
-    for p in points:
-        rows.append([
-            _label(p["model"]), f"{p['size']}x{p['size']}", f"{p['params']:,}",
-            _num(p["flops"] / 1e9, 2), _num(p["latency_ms"]), _num(p["peak_memory_mb"]),
-            _num(p.get("run_memory_mb")),
+    keyed = []  # (model, size, row)
+    for p in result["points"]:
+        keyed.append((p["model"], p["size"], [
+            f"{p['params']:,}", _num(p["flops"] / 1e9, 2), _num(p["latency_ms"]),
+            _num(p["peak_memory_mb"]), _num(p.get("run_memory_mb")),
             ("over budget" if p.get("over_budget") else p.get("note", "")),
-        ])
+        ]))
     for s in result["skipped"]:
-        rows.append([_label(s["model"]), f"{s['size']}x{s['size']}", "", "", "", "", "", s["reason"]])
+        keyed.append((s["model"], s["size"], ["", "", "", "", "", s["reason"]]))
     for f in result["failed"]:
         if not f.get("train_step"):
-            rows.append([_label(f["model"]), f"{f['size']}x{f['size']}", "", "", "", "", "",
-                         f"failed: {f.get('error')}"])
+            keyed.append((f["model"], f["size"], ["", "", "", "", "", f"failed: {f.get('error')}"]))
     order = {m: i for i, m in enumerate(config["models"])}
-    rows.sort(key=lambda r: (order.get(next((k for k, v in MODELS.items() if v[0] == r[0]), r[0]), 99),
-                             int(r[1].split("x")[0])))
+    keyed.sort(key=lambda item: (order.get(item[0], len(order)), item[1]))
+    rows = [[_label(model), f"{size}x{size}"] + row for model, size, row in keyed]
     sections.append(
         f"Inference: batch {config['batch']}, {config['steps']} NCA steps, "
         f"memory source {result.get('memory_source')}\n"
@@ -1804,7 +1818,8 @@ def plot(path, result):
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"lnca benchmark efficiency: {result['backend']}, device {result['machine'].get('device')}")
+    backends = ", ".join(result.get("backends_run") or [result["backend"]])
+    fig.suptitle(f"lnca benchmark efficiency: {backends}, device {result['machine'].get('device')}")
     fig.tight_layout()
 
     def write(tmp):
