@@ -247,6 +247,20 @@ def test_config_is_json_and_complete():
     assert clone.get_config() == model.get_config()
 
 
+def test_out_seed_input_copies_the_grid_and_round_trips():
+    model = kl.LNCA(channels=1, autoencoder="space_to_depth", out_seed="input", pool_size=0)
+    grid = keras.random.uniform((2, 4, 4, model.cell_input_channels), seed=0)
+    inputs, out, hidden = model.split_state(model.seed_state(grid))
+    np.testing.assert_allclose(to_numpy(out), to_numpy(grid))
+    np.testing.assert_allclose(to_numpy(hidden), 0.0)
+    _, out_constant, _ = kl.LNCA(channels=1).split_state(kl.LNCA(channels=1).seed_state(
+        keras.ops.zeros((1, 2, 2, 16))))
+    np.testing.assert_allclose(to_numpy(out_constant), 0.5)
+    assert kl.LNCA.from_config(model.get_config()).out_seed == "input"
+    with pytest.raises(ValueError, match="out_seed"):
+        kl.LNCA(out_seed="noise")
+
+
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="XLA fit is a TensorFlow test")
 def test_fit_with_xla_on_tensorflow():
     x, y = pairs(8, 16)

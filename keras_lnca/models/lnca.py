@@ -68,6 +68,9 @@ class LNCA(NCAModel):
             into channels (`latent_channels` is then `channels * 4**downsampling`);
             such a model has only the `"nca"` phase.
         cell_config: dict, extra arguments of the cell (e.g. `embed_dim`).
+        out_seed: `"constant"` (the paper: out channels start at 0.5) or
+            `"input"` (they start as a copy of the latent input, so the cells
+            refine the degraded latent).
         phase: `"autoencoder"` (default) or `"nca"`.
         seed: int, seed of the training schedule and masks.
         **kwargs: standard `keras.Model` arguments.
@@ -107,6 +110,7 @@ class LNCA(NCAModel):
         autoencoder_filters=None,
         autoencoder="learned",
         cell_config=None,
+        out_seed="constant",
         phase=None,
         seed=None,
         **kwargs,
@@ -136,6 +140,7 @@ class LNCA(NCAModel):
             pool_image_size=pool_image_size,
             pool_rate=pool_rate,
             cell_config=cell_config,
+            out_seed=out_seed,
             phase=phase,
             seed=seed,
             **kwargs,

@@ -53,12 +53,25 @@ class NCAModel(keras.Model):
     The sample pool (as in the paper): `pool_size` entries of (degraded,
     clean, final cell state) at the training crop size `pool_image_size`,
     stored in non-trainable variables. Each training batch draws `batch`
-    distinct random slots; the first `round(pool_rate * batch)` samples of
+    distinct random slots; the first `ceil(pool_rate * batch)` samples of
     the batch are replaced by the pool entries in their slots when those are
     filled, and so resume from the stored state with their stored target.
     After the step every sample of the batch is written to its slot (pooled
     samples back to their own slot, fresh samples over a random entry). The
     pool is bypassed for any other spatial size.
+
+    Under data parallelism: with JAX `keras.distribution.DataParallel` the
+    compiled step sees the global batch, so there is one pool (replicated on
+    every device) and training is the single-device computation, the rules
+    above applying to the global batch. Under a `tf.distribute` strategy
+    each replica runs the step on its own slice of the batch and keeps its
+    own pool (`pool_size` entries per replica: the pool variables are
+    `synchronization="on_read"`, so a replica reads and writes only its own
+    copy): the rules apply to each replica's slice (`ceil(pool_rate *
+    per_replica_batch)` pooled samples per replica), and a cross-replica
+    read of the pool (inspection, a checkpoint with `save_pool`) sees
+    replica 0's. Per-sample step counts and fire masks are drawn for the
+    global batch on every backend, so replicas never share them.
     """
 
     phases = ("nca",)
@@ -75,11 +88,14 @@ class NCAModel(keras.Model):
         pool_image_size=32,
         pool_rate=0.5,
         cell_config=None,
+        out_seed="constant",
         phase=None,
         seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if out_seed not in ("constant", "input"):
+            raise ValueError(f"`out_seed` must be 'constant' or 'input', got {out_seed!r}.")
         if channels not in (1, 3):
             raise ValueError(f"`channels` must be 1 or 3, got {channels}.")
         low, high = (train_steps, train_steps) if np.isscalar(train_steps) else train_steps
@@ -95,6 +111,7 @@ class NCAModel(keras.Model):
         self.pool_image_size = int(pool_image_size)
         self.pool_rate = float(pool_rate)
         self.cell_config = dict(cell_config or {})
+        self.out_seed = out_seed
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="schedule_seed")
         self._make_layers()
@@ -154,26 +171,39 @@ class NCAModel(keras.Model):
         self.nca.build((None, None, None, self.state_channels))
         if self.pool_size > 0:
             size, grid = self.pool_image_size, self.pool_image_size // self.grid_factor
-            pool = dict(trainable=False, initializer="zeros")
-            self.pool_images = self.add_weight(
-                shape=(self.pool_size, size, size, self.channels), name="pool_images", **pool
-            )
-            self.pool_targets = self.add_weight(
-                shape=(self.pool_size, size, size, self.channels), name="pool_targets", **pool
-            )
-            self.pool_states = self.add_weight(
-                shape=(self.pool_size, grid, grid, self.state_channels), name="pool_states", **pool
-            )
-            self.pool_filled = self.add_weight(
-                shape=(self.pool_size,), name="pool_filled", **pool
-            )
+            self.pool_images = self._pool_variable((size, size, self.channels), "pool_images")
+            self.pool_targets = self._pool_variable((size, size, self.channels), "pool_targets")
+            self.pool_states = self._pool_variable((grid, grid, self.state_channels), "pool_states")
+            self.pool_filled = self._pool_variable((), "pool_filled")
         # Variables created by build() take the current phase's trainability.
         self._apply_phase(self.phase)
 
+    def _pool_variable(self, entry_shape, name):
+        # "on_read": under tf.distribute every replica reads and writes its
+        # own copy (one pool per replica); a cross-replica read sees replica
+        # 0's. Other backends ignore both arguments.
+        return keras.Variable(
+            initializer="zeros",
+            shape=(self.pool_size,) + tuple(entry_shape),
+            dtype=self.variable_dtype,
+            trainable=False,
+            synchronization="on_read",
+            aggregation="only_first_replica",
+            name=name,
+        )
+
     def seed_state(self, grid):
-        """The initial cell state `[grid | out = 0.5 | hidden = 0]`."""
+        """The initial cell state `[grid | out | hidden = 0]`.
+
+        `out` starts at 0.5 (the paper's seed, `out_seed="constant"`) or as a
+        copy of the input grid (`out_seed="input"`: the cells then refine the
+        degraded signal instead of growing it from a constant).
+        """
         shape = ops.shape(grid)
-        out = ops.full(shape, 0.5, dtype=grid.dtype)
+        if self.out_seed == "input":
+            out = grid
+        else:
+            out = ops.full(shape, 0.5, dtype=grid.dtype)
         hidden = ops.zeros(tuple(shape[:-1]) + (self.hidden_channels,), dtype=grid.dtype)
         return ops.concatenate([grid, out, hidden], axis=-1)
 
@@ -251,8 +281,9 @@ class NCAModel(keras.Model):
         if use_pool:
             state = ops.where(pick, ops.take(self.pool_states, slots, axis=0), state)
         low, high = self.train_steps
-        step_counts = keras.random.randint(
-            ops.shape(degraded)[:1], low, high + 1, seed=self.seed_generator
+        step_counts = backend_utils.replica_draw(
+            lambda n: keras.random.randint((n,), low, high + 1, seed=self.seed_generator),
+            batch,
         )
         state = self.nca(state, steps=high, step_counts=step_counts, training=True)
         _, out, hidden = self.split_state(state)
@@ -297,13 +328,15 @@ class NCAModel(keras.Model):
         return ("pixel_loss", "out_overflow", "hidden_overflow")
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        # Scaled by 1 / replicas under tf.distribute, which sums the replicas'
+        # gradients (Keras does the same for compiled losses).
         if isinstance(y_pred, dict):
             total = 0.0
             for name, (weight, value) in self._phase_losses(y_pred).items():
                 self._loss_trackers[name].update_state(value)
                 total = total + weight * value
-            return total
-        return PIXEL_WEIGHT * _mse(y_pred, y)
+            return backend_utils.scale_loss_for_replicas(total)
+        return backend_utils.scale_loss_for_replicas(PIXEL_WEIGHT * _mse(y_pred, y))
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if isinstance(y_pred, dict):
@@ -551,6 +584,7 @@ class NCAModel(keras.Model):
                 "pool_image_size": self.pool_image_size,
                 "pool_rate": self.pool_rate,
                 "cell_config": self.cell_config,
+                "out_seed": self.out_seed,
                 "phase": self.phase,
                 "seed": self.seed,
             }
