@@ -158,6 +158,16 @@ def test_nafca_cell_matches_paper_size():
     assert cell.count_params() == 46_769
 
 
+def test_nafca_zero_head_starts_as_the_identity():
+    state = np.random.default_rng(0).random((2, 6, 6, 24)).astype("float32")
+    cell = kl.layers.NAFCACell(input_channels=8, embed_dim=16, head_initializer="zeros")
+    np.testing.assert_allclose(to_numpy(cell(state)), state)
+    default = kl.layers.NAFCACell(input_channels=8, embed_dim=16)
+    assert np.abs(to_numpy(default(state)) - state).max() > 1e-3
+    clone = kl.layers.NAFCACell.from_config(cell.get_config())
+    assert clone.head_initializer == "zeros"
+
+
 def test_sobel_and_nafca_are_local():
     """One step only reads the 3x3 neighbourhood: a far-away change does not leak."""
     for cell, channels in [

@@ -25,6 +25,11 @@ class NAFCACell(NCACell):
         embed_dim: int, width of the gated branch. Defaults to 128.
         ffn_expand: int, feed-forward width as a multiple of the state width.
         dropout: float, dropout after each branch (training only).
+        head_initializer: initializer of the final 1x1 conv's kernel:
+            `"glorot_uniform"` (default, as the official code) or `"zeros"`
+            (the untrained rule is then the identity, as in the classic NCA
+            and this package's ViTCA and Sobel cells, so that the state does
+            not blow up over the first training steps).
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Example:
@@ -38,11 +43,20 @@ class NAFCACell(NCACell):
         Baselines for Image Restoration" (NAFNet), ECCV 2022.
     """
 
-    def __init__(self, input_channels, embed_dim=128, ffn_expand=4, dropout=0.1, **kwargs):
+    def __init__(
+        self,
+        input_channels,
+        embed_dim=128,
+        ffn_expand=4,
+        dropout=0.1,
+        head_initializer="glorot_uniform",
+        **kwargs,
+    ):
         super().__init__(input_channels, **kwargs)
         self.embed_dim = embed_dim
         self.ffn_expand = ffn_expand
         self.dropout = dropout
+        self.head_initializer = head_initializer
 
     def build_rule(self, input_shape):
         width = self.state_channels
@@ -77,7 +91,9 @@ class NAFCACell(NCACell):
         self.ffn_out = dense(width, shape[:-1] + (ffn // 2,), "ffn_out")
         self.gamma = self.add_weight(shape=(width,), initializer="zeros", name="gamma")
         self.norm3 = norm("norm3")
-        self.head = dense(self.update_channels, shape, "head")
+        self.head = dense(
+            self.update_channels, shape, "head", kernel_initializer=self.head_initializer
+        )
         self.drop = keras.layers.Dropout(self.dropout) if self.dropout > 0 else None
 
     @staticmethod
@@ -122,6 +138,7 @@ class NAFCACell(NCACell):
                 "embed_dim": self.embed_dim,
                 "ffn_expand": self.ffn_expand,
                 "dropout": self.dropout,
+                "head_initializer": self.head_initializer,
             }
         )
         return config
