@@ -6,7 +6,8 @@ numpy per image, noisy input not clipped, as in `lnca evaluate`).
 
     KERAS_BACKEND=jax python examples/learn_denoising.py --minutes 20 --save out/gray.keras
 
-Training crops are 32x32 (the paper's size), noise is not clipped either.
+Training crops are 32x32 (the paper's size), noise is not clipped either. `--smoke` trains a
+tiny automaton for a few batches instead (the tests run the README's command that way).
 """
 
 import argparse
@@ -79,6 +80,8 @@ def main():
     parser.add_argument("--eval-images", type=int, default=8)
     parser.add_argument("--save", default=None, help="write the trained model (.keras)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true",
+                        help="a tiny automaton (2-4 training steps, 8 at inference) for a quick check")
     args = parser.parse_args()
 
     keras.utils.set_random_seed(args.seed)
@@ -87,14 +90,15 @@ def main():
     test = load_folder(data / "gray" / "bsd68", args.eval_images)
     dataset = NoisyCrops(train, args.sigma, args.batch_size, batches=200, seed=args.seed)
 
-    model = kl.LNCA(channels=1, seed=args.seed)
+    smoke = dict(train_steps=(2, 4), inference_steps=8, pool_size=16, cell_config={"embed_dim": 16})
+    model = kl.LNCA(channels=1, seed=args.seed, **(smoke if args.smoke else {}))
     seconds = 60 * args.minutes
     # Cosine decay over the steps that fit in the time budget (rough estimate).
     model.compile(decay_steps=4000)
     start = time.time()
     model.fit(dataset, epochs=1000, verbose=2, callbacks=[StopAfter(seconds * args.ae_fraction)])
     model.set_phase("nca")
-    remaining = max(seconds - (time.time() - start), 60.0)
+    remaining = max(seconds - (time.time() - start), 0.0)   # at least one batch
     model.fit(dataset, epochs=1000, verbose=2, callbacks=[StopAfter(remaining)])
     print(f"trained for {(time.time() - start) / 60:.1f} min on {keras.backend.backend()}")
 
