@@ -1,4 +1,4 @@
-"""`lnca benchmark`: efficiency (and quality) benchmarks.
+"""`lnca benchmark`: efficiency, quality-vs-steps and large-image benchmarks.
 
 Sub-commands register in `SUBCOMMANDS` (name -> function adding its parser
 to the `benchmark` sub-parsers), so another benchmark such as `quality`
@@ -101,15 +101,89 @@ def add_efficiency_parser(subparsers):
     return parser
 
 
+def add_quality_parser(subparsers):
+    """Adds `lnca benchmark quality`."""
+    from keras_lnca.benchmarks.quality import DEFAULT_STEPS
+
+    default_steps = ",".join(map(str, DEFAULT_STEPS))
+    parser = subparsers.add_parser(
+        "quality",
+        help="PSNR/SSIM against the number of NCA steps",
+        description=(
+            "Scores one model after each of several NCA step counts on a folder, with the "
+            "degraded images of `lnca evaluate` (image i of the sorted folder with a fresh numpy "
+            "default_rng(--seed), noise not clipped; drawn once per image and reused for every "
+            "step count). Each image is restored once, along one trajectory decoded at every "
+            "count. Prints PSNR, SSIM, the change against the model's nominal step count, the "
+            "mean update magnitude of the last step, and the noisy input's row."
+        ),
+    )
+    parser.add_argument("--preset", metavar="NAME", help="a shipped preset")
+    parser.add_argument("--model", metavar="FILE", help="a saved .keras model")
+    parser.add_argument("--dataset", required=True, metavar="DIR",
+                        help="folder of clean images, or a paired folder with GT/ and DAMAGED/")
+    parser.add_argument("--degradation", metavar="SPEC",
+                        help="e.g. gaussian:25 (required unless --dataset is a paired folder)")
+    parser.add_argument("--steps", default=default_steps, metavar="N,N,...",
+                        help=f"step counts (default {default_steps})")
+    parser.add_argument("--seed", type=int, default=0, help="evaluation noise seed (default 0)")
+    parser.add_argument("--limit", metavar="N", help="score only the first N images")
+    parser.add_argument("--batch-size", default="1", metavar="N",
+                        help="consecutive images of the same shape restored together (default 1)")
+    parser.add_argument("--channels", type=int, choices=(1, 3),
+                        help="convert images to 1 or 3 channels (default: the model's)")
+    parser.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    parser.add_argument("--markdown", metavar="OUT", help="write a markdown table (for BENCHMARKS.md)")
+    parser.add_argument("--plot", metavar="OUT.png", help="write PSNR/SSIM/update curves as a PNG")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run_quality)
+    return parser
+
+
+def add_large_parser(subparsers):
+    """Adds `lnca benchmark large`."""
+    from keras_lnca.benchmarks.large import DEFAULT_POINTS
+    from keras_lnca.benchmarks.large import DEFAULT_PRESET
+
+    parser = subparsers.add_parser(
+        "large",
+        help="peak memory and wall time of model.restore on large images, untiled and tiled",
+        description=(
+            "Restores one synthetic noisy image per point with model.restore, each point in a "
+            "fresh subprocess, and reports the wall time and the peak memory (process VmHWM on "
+            "CPU, the allocator's peak on a GPU), also above the level with the model and the "
+            "image loaded. A point is SIZE (untiled) or SIZE@TILE (tiled)."
+        ),
+    )
+    parser.add_argument("--preset", metavar="NAME", help=f"a shipped preset (default {DEFAULT_PRESET})")
+    parser.add_argument("--model", metavar="FILE", help="a saved .keras model instead of a preset")
+    parser.add_argument("--points", default=DEFAULT_POINTS, metavar="SIZE[@TILE],...",
+                        help=f"square sides, @TILE for tiled restoration (default {DEFAULT_POINTS})")
+    parser.add_argument("--steps", metavar="N", help="NCA steps (default: the model's)")
+    parser.add_argument("--repeats", default="1", metavar="N",
+                        help="restore calls per point; the first includes compilation (default 1)")
+    parser.add_argument("--timeout-s", default="0", metavar="S",
+                        help="kill a point's worker after S seconds (default 0: no limit)")
+    parser.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    parser.add_argument("--markdown", metavar="OUT", help="write a markdown table (for BENCHMARKS.md)")
+    parser.add_argument("--quiet", action="store_true", help="no line per finished point")
+    parser.set_defaults(func=run_large)
+    return parser
+
+
 # name -> function(subparsers) adding the sub-command's parser.
-SUBCOMMANDS = {"efficiency": add_efficiency_parser}
+SUBCOMMANDS = {
+    "efficiency": add_efficiency_parser,
+    "quality": add_quality_parser,
+    "large": add_large_parser,
+}
 
 
 def add_parser(subparsers):
     """Adds `lnca benchmark` and its sub-commands to `subparsers`."""
     parser = subparsers.add_parser(
         "benchmark",
-        help="efficiency and quality benchmarks",
+        help="efficiency, quality-vs-steps and large-image benchmarks",
         description="Benchmarks that reproduce the paper's claims.",
     )
     benchmarks = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK")
@@ -215,3 +289,148 @@ def run_efficiency(args):
                   file=sys.stderr)
         return 1
     return 0
+
+
+def _count(text, option, minimum=1):
+    """A one-line `UserError` unless `text` is an integer >= `minimum`."""
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise UserError(f"{option} must be an integer, got {text!r}") from None
+    if value < minimum:
+        raise UserError(f"{option} must be >= {minimum}, got {value}")
+    return value
+
+
+def _model_choice(args, default=None):
+    """`(kind, value)` from exactly one of --preset / --model."""
+    if args.preset and args.model:
+        raise UserError("give either --preset or --model, not both")
+    if args.model:
+        if not os.path.isfile(args.model):
+            raise UserError(f"no such model file: {args.model}")
+        return "model", args.model
+    if args.preset:
+        return "preset", args.preset
+    if default is None:
+        raise UserError("give the model to benchmark: --preset NAME or --model FILE")
+    return "preset", default
+
+
+def _quality_command(args, steps):
+    parts = ["lnca", "benchmark", "quality"]
+    parts += ["--preset", args.preset] if args.preset else ["--model", args.model]
+    parts += ["--dataset", args.dataset]
+    if args.degradation is not None:
+        parts += ["--degradation", args.degradation]
+    parts += ["--steps", ",".join(map(str, steps))]
+    if args.seed:
+        parts += ["--seed", str(args.seed)]
+    if args.limit is not None:
+        parts += ["--limit", str(args.limit)]
+    if int(args.batch_size) != 1:
+        parts += ["--batch-size", str(args.batch_size)]
+    if args.channels is not None:
+        parts += ["--channels", str(args.channels)]
+    for option in ("json", "markdown", "plot"):
+        if getattr(args, option):
+            parts += [f"--{option}", getattr(args, option)]
+    return shlex.join(parts)
+
+
+def run_quality(args):
+    """Runs `lnca benchmark quality`; returns the exit status."""
+    import importlib.util
+
+    from keras_lnca.benchmarks import quality
+    from keras_lnca.data import is_paired_folder
+    from keras_lnca.degradations import parse
+
+    kind, name = _model_choice(args)
+    steps = quality.parse_steps(args.steps)
+    limit = None if args.limit is None else _count(args.limit, "--limit")
+    batch_size = _count(args.batch_size, "--batch-size")
+    if not os.path.isdir(args.dataset):
+        raise UserError(f"no such dataset folder: {args.dataset}")
+    degradation = None if args.degradation is None else parse(args.degradation)
+    if degradation is None and not is_paired_folder(args.dataset):
+        raise UserError(f"{args.dataset} is not a paired GT/ + DAMAGED/ folder: give --degradation")
+    _check_output(args.json, "--json", ".json")
+    _check_output(args.markdown, "--markdown")
+    _check_output(args.plot, "--plot", ".png")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        raise UserError("--plot needs matplotlib (pip install keras-lnca[plot])")
+    from keras_lnca.commands.evaluate import _load_models
+
+    models = _load_models(argparse.Namespace(preset=[name] if kind == "preset" else [],
+                                             model=[name] if kind == "model" else []))
+    (method, model), = models.items()
+    result = quality.run(
+        model, args.dataset, degradation, steps, seed=args.seed, channels=args.channels,
+        limit=limit, batch_size=batch_size, name=method, command=_quality_command(args, steps),
+        progress=not args.quiet,
+    )
+    print(quality.format_table(result))
+    if args.json:
+        quality.write_json(args.json, result)
+        print(f"wrote {args.json}")
+    if args.markdown:
+        quality.write_markdown(args.markdown, result)
+        print(f"wrote {args.markdown}")
+    if args.plot:
+        quality.plot(args.plot, result)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _large_command(args, kind, name, points):
+    parts = ["lnca", "benchmark", "large", f"--{kind}", name,
+             "--points", ",".join(f"{p['size']}" + (f"@{p['tile']}" if p["tile"] else "") for p in points)]
+    if args.steps is not None:
+        parts += ["--steps", str(args.steps)]
+    if int(args.repeats) != 1:
+        parts += ["--repeats", str(args.repeats)]
+    if float(args.timeout_s):
+        parts += ["--timeout-s", str(args.timeout_s)]
+    for option in ("json", "markdown"):
+        if getattr(args, option):
+            parts += [f"--{option}", getattr(args, option)]
+    return shlex.join(parts)
+
+
+def run_large(args):
+    """Runs `lnca benchmark large`; returns the exit status."""
+    from keras_lnca.benchmarks import large
+    from keras_lnca.models import presets
+
+    kind, name = _model_choice(args, default=large.DEFAULT_PRESET)
+    if kind == "preset":
+        presets.resolve(name)  # an unknown preset fails here, before any worker starts
+    points = large.parse_points(args.points)
+    steps = None if args.steps is None else _count(args.steps, "--steps")
+    repeats = _count(args.repeats, "--repeats")
+    try:
+        timeout_s = float(args.timeout_s)
+    except ValueError:
+        raise UserError(f"--timeout-s must be a number of seconds, got {args.timeout_s!r}") from None
+    if not timeout_s >= 0:
+        raise UserError(f"--timeout-s must be >= 0, got {args.timeout_s!r}")
+    _check_output(args.json, "--json", ".json")
+    _check_output(args.markdown, "--markdown")
+    result = large.run(
+        points, model=os.path.abspath(name) if kind == "model" else name, steps=steps,
+        repeats=repeats, timeout_s=timeout_s or None, command=_large_command(args, kind, name, points),
+        progress=None if args.quiet else print,
+    )
+    print(large.format_table(result))
+    if args.json:
+        large.write_json(args.json, result)
+        print(f"wrote {args.json}")
+    if args.markdown:
+        large.write_markdown(args.markdown, result)
+        print(f"wrote {args.markdown}")
+    failed = [p for p in result["points"] if p["status"] != "ok" or not p.get("output_ok")]
+    for point in failed:
+        print(f"lnca benchmark large: {large.point_label(point)} failed: "
+              f"{point.get('error') or 'bad output (shape or non-finite values)'}", file=sys.stderr)
+    return 1 if failed else 0
