@@ -11,8 +11,10 @@ class NormalizedAdam(keras.optimizers.Adam):
     Normalising each variable's gradient to unit L2 norm before the Adam
     update is how the NCA literature (and the LNCA code) keeps the long
     iterated rule from producing exploding or vanishing gradients. The
-    normalisation lives in `apply`, so it runs inside the compiled train step
-    on every backend.
+    normalisation lives in `update_step`, so it runs inside the compiled
+    train step on every backend, after gradient clipping and accumulation,
+    and, under `tf.distribute`, after the replicas' gradients are summed: the
+    gradient of the global batch is normalised, as on a single device.
 
     Args:
         learning_rate: float or `keras.optimizers.schedules.LearningRateSchedule`.
@@ -33,12 +35,9 @@ class NormalizedAdam(keras.optimizers.Adam):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.epsilon_norm = epsilon_norm
 
-    def apply(self, grads, trainable_variables=None):
-        grads = [
-            None if g is None else g / (ops.sqrt(ops.sum(ops.square(g))) + self.epsilon_norm)
-            for g in grads
-        ]
-        return super().apply(grads, trainable_variables)
+    def update_step(self, gradient, variable, learning_rate):
+        gradient = gradient / (ops.sqrt(ops.sum(ops.square(gradient))) + self.epsilon_norm)
+        super().update_step(gradient, variable, learning_rate)
 
     def get_config(self):
         config = super().get_config()

@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from keras_lnca import backend_utils
 from keras_lnca.layers.nca_cell import NCACell
 
 
@@ -76,8 +77,14 @@ class NCA(keras.layers.Layer):
             active = ops.cast(step_index < ops.cast(step_counts, "int32")[None, :], state.dtype)
             masks = masks * active[:, :, None, None, None]
         if self.fire_rate < 1.0:
-            uniform = keras.random.uniform(
-                (steps, shape[0], shape[1], shape[2], 1), seed=self.seed_generator
+            # Drawn for the global batch under tf.distribute (see
+            # `backend_utils.replica_draw`): replicas do not share masks.
+            uniform = backend_utils.replica_draw(
+                lambda n: keras.random.uniform(
+                    (steps, n, shape[1], shape[2], 1), seed=self.seed_generator
+                ),
+                shape[0],
+                axis=1,
             )
             masks = masks * ops.cast(uniform < self.fire_rate, state.dtype)
         return masks

@@ -405,22 +405,32 @@ class NCAModel(keras.Model):
         metrics = args.pop("metrics")
         learning_rate = args.pop("learning_rate")
         decay_steps = args.pop("decay_steps")
-        if optimizer is None:
-            schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
-            optimizer = NormalizedAdam(schedule)
-        elif isinstance(optimizer, keras.optimizers.Optimizer):
-            # A fresh copy, so that each phase starts with fresh moments.
-            optimizer = type(optimizer).from_config(optimizer.get_config())
-        if metrics is None:
-            metrics = [lnca_metrics.PSNR(), lnca_metrics.SSIM()]
-        else:
-            metrics = [
-                keras.metrics.get(m) if isinstance(m, str) else type(m).from_config(m.get_config())
-                for m in metrics
-            ]
-        for tracker in self._loss_trackers.values():
-            tracker.reset_state()
-        super().compile(optimizer=optimizer, metrics=metrics, **args)
+        # Optimizer and metrics belong to the tf.distribute strategy the model
+        # was created under, wherever compile or set_phase is called.
+        with backend_utils.distribution_scope(self):
+            if not self.built:
+                # Build now rather than in `fit`: under tf.distribute, `fit`
+                # builds in a stateless scope and creates the TensorFlow
+                # variables only after the phase has frozen some layers, and
+                # TensorFlow never watches a variable created non-trainable,
+                # even once `set_phase` makes it trainable.
+                self.build()
+            if optimizer is None:
+                schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
+                optimizer = NormalizedAdam(schedule)
+            elif isinstance(optimizer, keras.optimizers.Optimizer):
+                # A fresh copy, so that each phase starts with fresh moments.
+                optimizer = type(optimizer).from_config(optimizer.get_config())
+            if metrics is None:
+                metrics = [lnca_metrics.PSNR(), lnca_metrics.SSIM()]
+            else:
+                metrics = [
+                    keras.metrics.get(m) if isinstance(m, str) else type(m).from_config(m.get_config())
+                    for m in metrics
+                ]
+            for tracker in self._loss_trackers.values():
+                tracker.reset_state()
+            super().compile(optimizer=optimizer, metrics=metrics, **args)
 
     def get_compile_config(self):
         if self._compile_args is None:
