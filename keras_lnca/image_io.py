@@ -1,8 +1,13 @@
-"""Turning user images (numpy, PIL) into model batches and back."""
+"""Turning user images (numpy, PIL, files) into model batches and back."""
 
+import os
 import warnings
 
 import numpy as np
+
+# Values of a float image further than this from [0, 1] mean a 0-255 image
+# passed as floats, not noise (evaluation keeps noisy values unclipped).
+_FLOAT_LIMIT = 4.0
 
 
 def to_batch(image, channels, multiple=1):
@@ -10,23 +15,34 @@ def to_batch(image, channels, multiple=1):
 
     Accepts `(H, W)`, `(H, W, C)` and `(N, H, W, C)` arrays (uint8, uint16,
     bool, or float on the [0, 1] scale: noisy values slightly outside it are
-    kept as they are) and PIL images. Gray input to a colour model is
-    replicated to three channels and colour input to a gray model is converted
-    to luma, each with a warning; an alpha channel is dropped. Images smaller
-    than `multiple` on a side are edge-padded (and cropped back).
+    kept as they are), PIL images (palette, 16-bit and other modes are
+    converted) and image file paths (read as `keras_lnca.data.load_image`
+    does, alpha dropped, but keeping the file's bit depth: uint8 or uint16
+    out). Gray input to a colour model is replicated to three channels and
+    colour input to a gray model is converted to luma, each with a warning;
+    an alpha channel of an array or PIL image is set aside and put back
+    unchanged. Images smaller than `multiple` on a side are edge-padded (and
+    cropped back).
 
     Returns:
         `(batch, restore_like)`: the batch, and a function that maps a restored
         batch back to the input's shape and dtype family.
 
     Raises:
-        ValueError: wrong rank, empty image, NaN/Inf, or floats outside [0, 1].
+        ValueError: a missing, empty or corrupt file, wrong rank, an empty
+            image, an unsupported dtype, NaN/Inf, or floats far outside [0, 1].
     """
-    if hasattr(image, "mode") and hasattr(image, "size"):  # a PIL image
-        image = np.asarray(image)
+    if isinstance(image, (str, bytes, os.PathLike)):
+        from keras_lnca.data.io import read_raw
+
+        image, _ = read_raw(os.fsdecode(image))
+    elif hasattr(image, "mode") and hasattr(image, "size"):  # a PIL image
+        image = _from_pil(image)
     array = np.asarray(image)
-    if array.dtype == object:
-        raise ValueError("Expected a numeric image array.")
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"Expected a numeric image array; got dtype {array.dtype}.")
+    if not array.dtype.isnative:  # big-endian 16-bit data
+        array = array.astype(array.dtype.newbyteorder("="))
     if array.ndim not in (2, 3, 4):
         raise ValueError(
             f"Expected an image of shape (H, W), (H, W, C) or (N, H, W, C); got shape {array.shape}."
@@ -57,13 +73,7 @@ def to_batch(image, channels, multiple=1):
     if scale is None:
         # Float images are taken as they are: noisy inputs legitimately leave
         # [0, 1] (evaluation does not clip them), so only non-finite values fail.
-        if not np.all(np.isfinite(batch)):
-            raise ValueError("The image contains NaN or Inf values.")
-        if float(np.abs(batch).max()) > 4.0:
-            raise ValueError(
-                "Float images must be on the [0, 1] scale; got values up to "
-                f"{float(np.abs(batch).max()):.3g} (pass uint8 arrays for 0-255 data)."
-            )
+        _check_float_values(batch, "image")
     else:
         batch = batch / scale
 
@@ -115,3 +125,121 @@ def _match_channels(batch, channels):
     if channels == 1:
         return batch @ np.array([0.299, 0.587, 0.114], "float32")[:, None]
     return np.repeat(batch, channels, axis=-1)
+
+
+def _from_pil(image):
+    """A numpy array of a PIL image, in a mode `to_batch` understands."""
+    mode = image.mode
+    if mode in ("1", "L", "LA", "RGB", "RGBA", "F") or mode.startswith("I;16"):
+        return np.asarray(image)
+    if mode == "I":  # 32-bit integers: how Pillow may open 16-bit gray files
+        array = np.asarray(image)
+        if array.size and (array.min() < 0 or array.max() > 65535):
+            raise ValueError(
+                "32-bit integer PIL images must hold 16-bit values (0 to 65535); got "
+                f"values from {array.min()} to {array.max()}."
+            )
+        return array.astype(np.uint16)
+    if mode in ("P", "PA"):  # palette indices are not intensities
+        transparent = mode == "PA" or "transparency" in image.info
+        return np.asarray(image.convert("RGBA" if transparent else "RGB"))
+    if mode in ("La", "RGBa"):  # premultiplied alpha
+        return np.asarray(image.convert("LA" if mode == "La" else "RGBA"))
+    return np.asarray(image.convert("RGB"))  # CMYK, YCbCr, LAB, HSV, ...
+
+
+def _check_float_values(batch, what):
+    if not np.all(np.isfinite(batch)):
+        raise ValueError(f"The {what} contains NaN or Inf values.")
+    largest = float(np.abs(batch).max())
+    if largest > _FLOAT_LIMIT:
+        raise ValueError(
+            f"Float images must be on the [0, 1] scale; got values up to {largest:.3g} "
+            "(divide 0-255 data by 255, or pass it as a uint8 array to `restore`)."
+        )
+
+
+def check_batch(images, channels, multiple=1):
+    """Checks a numpy batch given to `predict`, with clear errors.
+
+    `predict` takes float `(N, H, W, channels)` batches in [0, 1] as they
+    are (`restore` is the forgiving entry point: it converts dtypes, ranks
+    and channel counts). Images smaller than `multiple` on a side, which the
+    model cannot reflect-pad, are edge-padded as `restore` does.
+
+    Returns:
+        `(batch, crop)`: the batch to predict, and a function that crops a
+        predicted batch back to the input's height and width.
+
+    Raises:
+        ValueError: wrong rank, channel count or dtype, an empty batch, or
+            NaN/Inf values.
+    """
+    if images.ndim != 4:
+        raise ValueError(
+            f"predict takes a batch of shape (N, H, W, {channels}); got shape {images.shape} "
+            "(`restore` takes single images)."
+        )
+    if images.shape[-1] != channels:
+        raise ValueError(
+            f"This model restores {channels}-channel images; got {images.shape[-1]} channels "
+            f"in shape {images.shape} (`restore` converts gray and colour images)."
+        )
+    if images.size == 0:
+        raise ValueError(f"The batch is empty (shape {images.shape}).")
+    if images.dtype.kind != "f":
+        raise ValueError(
+            f"predict takes float images in [0, 1]; got dtype {images.dtype} (`restore` "
+            "scales uint8 and uint16 images to [0, 1] and back)."
+        )
+    _check_float_values(images, "batch")
+    height, width = images.shape[1:3]
+    pad_h, pad_w = max(multiple - height, 0), max(multiple - width, 0)
+    if pad_h or pad_w:
+        images = np.pad(images, [(0, 0), (0, pad_h), (0, pad_w), (0, 0)], mode="edge")
+
+    def crop(predicted):
+        return predicted[:, :height, :width]
+
+    return images, crop
+
+
+def _static_shape(x):
+    """The shape of an array or tensor as a tuple (None for unknown parts), or None."""
+    try:
+        return tuple(None if d is None else int(d) for d in x.shape)
+    except (AttributeError, TypeError, ValueError):  # no shape, or unknown rank
+        return None
+
+
+def check_pairs(degraded, clean, channels, model_name="The model"):
+    """Checks `(degraded, clean)` training pairs against a model's channels.
+
+    Works on numpy arrays and on backend tensors (TensorFlow, JAX, torch)
+    inside a traced `train_step`; unknown dimensions are not checked.
+
+    Raises:
+        ValueError: a batch that is not `(N, H, W, C)`, a channel count other
+            than `channels`, or degraded and clean images of different shapes.
+    """
+    shapes = {"degraded": _static_shape(degraded), "clean": _static_shape(clean)}
+    for name, shape in shapes.items():
+        if shape is None:
+            continue
+        if len(shape) != 4:
+            raise ValueError(
+                f"{model_name} trains on (degraded, clean) batches of shape (N, H, W, "
+                f"{channels}); got {name} images of shape {shape}."
+            )
+        if shape[-1] is not None and shape[-1] != channels:
+            raise ValueError(
+                f"{model_name} restores {channels}-channel images; got {shape[-1]}-channel "
+                f"{name} images (shape {shape}). Convert the data (e.g. `channels={channels}` "
+                f"in the data pipeline) or use a model with `channels={shape[-1]}`."
+            )
+    first, second = shapes["degraded"], shapes["clean"]
+    if first is not None and second is not None:
+        if any(a is not None and b is not None and a != b for a, b in zip(first, second)):
+            raise ValueError(
+                f"Degraded and clean images must have the same shape; got {first} and {second}."
+            )

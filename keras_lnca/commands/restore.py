@@ -1,6 +1,7 @@
 """`lnca restore`: restore image files or folders with a preset or a model file."""
 
 import pathlib
+import sys
 import time
 
 from keras_lnca.errors import UserError
@@ -44,6 +45,41 @@ def _inputs(paths):
     return files
 
 
+def _check_outputs(files, targets):
+    from PIL import Image
+
+    for target in targets:
+        if target.suffix.lower() not in Image.registered_extensions():
+            raise UserError(f"unknown image format for {target} (use .png, .jpg, ...)")
+    seen = {}
+    for source, target in zip(files, targets):
+        if target in seen:
+            raise UserError(f"{seen[target]} and {source} would both be written to {target}")
+        seen[target] = source
+
+
+def _input_channels(files):
+    """Reads every input once, so that a bad file fails before any output is written."""
+    from keras_lnca.data.io import read_raw
+
+    return [read_raw(path)[0].shape[-1] for path in files]
+
+
+def _conversion_note(files, channels, model_channels):
+    """One line saying which inputs are converted to the model's channel count, or None."""
+    converted = [f for f, c in zip(files, channels) if c != model_channels]
+    if not converted:
+        return None
+    if model_channels == 3:
+        kind, action = "gray", "replicated to RGB for this colour model"
+    else:
+        kind, action = "colour", "converted to luma for this gray model"
+    if len(files) == 1:
+        return f"{converted[0].name} is {kind}: {action}"
+    example = converted[0].name
+    return f"{len(converted)} of {len(files)} images are {kind} (e.g. {example}): {action}"
+
+
 def run(args):
     from tqdm import tqdm
 
@@ -64,7 +100,12 @@ def run(args):
         existing = [t for t in targets if t.exists()]
         if existing:
             raise UserError(f"{existing[0]} exists (pass --overwrite to replace it)")
+    _check_outputs(files, targets)
+    channels = _input_channels(files)
     model = LNCA.from_preset(args.model or args.preset or DEFAULT_PRESET)
+    note = _conversion_note(files, channels, model.channels)
+    if note:
+        print(f"lnca restore: note: {note}", file=sys.stderr)
     if not single:
         output.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

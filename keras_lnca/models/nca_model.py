@@ -3,6 +3,7 @@ import numpy as np
 from keras import ops
 
 from keras_lnca import backend_utils
+from keras_lnca import image_io
 from keras_lnca.layers import NCA
 from keras_lnca.layers import get_cell
 from keras_lnca.optimizers import NormalizedAdam
@@ -339,6 +340,9 @@ class NCAModel(keras.Model):
         return backend_utils.scale_loss_for_replicas(PIXEL_WEIGHT * _mse(y_pred, y))
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        # Keras builds the metrics on the first batch before any train_step.
+        degraded = x[0] if isinstance(x, (tuple, list)) else x
+        image_io.check_pairs(degraded, y, self.channels, type(self).__name__)
         if isinstance(y_pred, dict):
             y, y_pred = y_pred["target"], y_pred["restored"]
         return super().compute_metrics(x, y, y_pred, sample_weight)
@@ -365,6 +369,8 @@ class NCAModel(keras.Model):
             raise ValueError(
                 f"{type(self).__name__}.fit needs (degraded, clean) pairs; got inputs only."
             )
+        # Mismatched channels otherwise fail deep inside a layer.
+        image_io.check_pairs(x, y, self.channels, type(self).__name__)
         return super().train_step(*state, ((x, y), y, sample_weight))
 
     def fit(self, x=None, y=None, *args, **kwargs):
@@ -373,7 +379,18 @@ class NCAModel(keras.Model):
             raise ValueError(
                 f"{type(self).__name__}.fit needs (degraded, clean) pairs; got inputs only."
             )
+        if isinstance(x, np.ndarray) and isinstance(y, np.ndarray):
+            image_io.check_pairs(x, y, self.channels, type(self).__name__)
         return super().fit(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        # Numpy batches get clear errors (rank, channels, dtype, NaN/Inf) here
+        # rather than backend-specific ones, and tiny images the same padding
+        # as `restore` on every backend.
+        if not isinstance(x, np.ndarray):
+            return super().predict(x, *args, **kwargs)
+        batch, crop = image_io.check_batch(x, self.channels, self.grid_factor)
+        return crop(super().predict(batch, *args, **kwargs))
 
     def compile(self, optimizer=None, metrics=None, learning_rate=1e-2, decay_steps=10_000, **kwargs):
         """Configures training; every argument is reused by `set_phase`.
@@ -472,7 +489,8 @@ class NCAModel(keras.Model):
 
         Args:
             image: array `(H, W)`, `(H, W, C)` or `(N, H, W, C)`, uint8,
-                uint16 or float in [0, 1]; or a PIL image. A gray image given
+                uint16 or float in [0, 1]; a PIL image; or an image file
+                path (uint8 or uint16 out, as the file). A gray image given
                 to a colour model (and the reverse) is converted, with a warning.
             steps: int, NCA steps (defaults to `inference_steps`).
             tile: int, restore in overlapping tiles of this size (bounded
@@ -485,8 +503,6 @@ class NCAModel(keras.Model):
             A numpy array of the input's shape and dtype family (uint8 in,
             uint8 out; float in, float32 out).
         """
-        from keras_lnca import image_io
-
         batch, restore_like = image_io.to_batch(image, self.channels, self.grid_factor)
         steps = self.inference_steps if steps is None else int(steps)
         if tile:

@@ -37,7 +37,31 @@ def resolve(name_or_path):
         if not candidate.exists():
             raise UserError(f"No such model file: {candidate}")
         return candidate
+    if candidate.is_file():
+        raise UserError(f"cannot load {candidate}: not a .keras model file")
+    if len(candidate.parts) > 1:  # a path, not a preset name
+        raise UserError(f"No such model file: {candidate}")
     return _path(str(name_or_path))
+
+
+def _not_a_keras_file(path):
+    """Why `path` cannot be a `.keras` model at all, or None."""
+    import zipfile
+
+    if not path.is_file():
+        return "not a file"
+    if path.stat().st_size == 0:
+        return "empty file"
+    if not zipfile.is_zipfile(path):
+        return "not a .keras model file (not a zip archive)"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError) as error:
+        return f"not a .keras model file ({error})"
+    if "config.json" not in names:
+        return "not a .keras model file (a zip archive without config.json)"
+    return None
 
 
 def _path(name):
@@ -56,8 +80,16 @@ def load(name_or_path, compile=False):
     import keras_lnca  # noqa: F401
 
     path = resolve(name_or_path)
+    reason = _not_a_keras_file(path)
+    if reason:
+        raise UserError(f"cannot load {path}: {reason}")
     try:
+        # safe_mode stays on: a model file must not run arbitrary code.
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as error:  # a file that is not a Keras model of ours
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"cannot load {path}: {reason[:200]}") from None
+        text = str(error).strip()
+        reason = text.splitlines()[0] if text else type(error).__name__
+        reason = reason.split(". ")[0].rstrip(".")[:200]  # the first sentence
+        if "safe_mode" in text:
+            reason += " (refused: models load with safe_mode=True)"
+        raise UserError(f"cannot load {path}: {reason}") from None
