@@ -171,6 +171,8 @@ class LNCA(NCAModel):
         return 2**self.downsampling
 
     def build(self, input_shape=None):
+        if self.built:  # weights do not depend on the input size; compile() builds too
+            return
         image_shape = (None, None, None, self.channels)
         if self.autoencoder == "learned":
             self.encoder.build(image_shape)

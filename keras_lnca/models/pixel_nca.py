@@ -43,6 +43,8 @@ class PixelNCA(NCAModel):
         return self.channels
 
     def build(self, input_shape=None):
+        if self.built:  # weights do not depend on the input size; compile() builds too
+            return
         self._build_core()
         self.built = True
 
