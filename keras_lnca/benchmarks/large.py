@@ -46,9 +46,7 @@ import gc
 import json
 import math
 import os
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -253,23 +251,11 @@ def run_isolated(spec, timeout_s=None):
     Returns:
         The worker's result; `status` is "ok", "error" or "timeout".
     """
+    from keras_lnca.benchmarks._worker import run_worker
+
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with tempfile.TemporaryDirectory(prefix="lnca-large-") as tmp:
-        path = os.path.join(tmp, "result.json")
-        command = [sys.executable, "-c", _WORKER_CODE, json.dumps(spec), path]
-        try:
-            completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return {"status": "timeout", "error": f"worker killed after {timeout_s:.0f} s"}
-        if os.path.exists(path):
-            with open(path) as f:
-                return json.load(f)
-        lines = [line for line in completed.stderr.strip().splitlines() if line.strip()]
-        reason = lines[-1] if lines else f"exit status {completed.returncode}"
-        if completed.returncode in (-9, 137):
-            reason = "worker killed (SIGKILL; out of memory?)"
-        return {"status": "error", "error": reason, "returncode": completed.returncode}
+    return run_worker(_WORKER_CODE, spec, env, timeout_s, prefix="lnca-large-")
 
 
 # =========================================================================

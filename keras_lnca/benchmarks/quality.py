@@ -490,24 +490,11 @@ def format_markdown(result):
     return "\n".join(lines) + "\n"
 
 
-def _finite(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
 def write_json(path, result):
     """Writes `result` as JSON, atomically (non-finite numbers become null)."""
-    import json
+    from keras_lnca.evaluation import write_json as write_evaluation_json
 
-    from keras_lnca.data.io import atomic_write
-
-    text = json.dumps(_finite(result), indent=2, allow_nan=False) + "\n"
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    write_evaluation_json(path, result)
 
 
 def write_markdown(path, result):
