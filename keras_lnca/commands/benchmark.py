@@ -207,6 +207,16 @@ def _check_output(path, option, suffix=None):
         raise UserError(f"cannot write to the folder of {option}: {parent}")
 
 
+def _write_outputs(module, args, result):
+    """Writes the `--json`, `--markdown` and `--plot` files that were asked for."""
+    writers = {"json": "write_json", "markdown": "write_markdown", "plot": "plot"}
+    for option, writer in writers.items():
+        path = getattr(args, option, None)
+        if path:
+            getattr(module, writer)(path, result)
+            print(f"wrote {path}")
+
+
 def command_line(args):
     """The canonical `lnca benchmark efficiency ...` line for `args` (recorded in the outputs)."""
     parts = ["lnca", "benchmark", "efficiency", "--sizes", ",".join(map(str, args.sizes))]
@@ -269,15 +279,7 @@ def run_efficiency(args):
         raise UserError(str(error)) from None
     result = efficiency.run(config, command=command_line(args))
     print(efficiency.format_report(result))
-    if args.json:
-        efficiency.write_json(args.json, result)
-        print(f"wrote {args.json}")
-    if args.markdown:
-        efficiency.write_markdown(args.markdown, result)
-        print(f"wrote {args.markdown}")
-    if args.plot:
-        efficiency.plot(args.plot, result)
-        print(f"wrote {args.plot}")
+    _write_outputs(efficiency, args, result)
     failures = [f for f in result["failed"]]
     for backend_result in (result.get("backends") or {}).values():
         if backend_result["backend"] != result["backend"]:
@@ -371,15 +373,7 @@ def run_quality(args):
         progress=not args.quiet,
     )
     print(quality.format_table(result))
-    if args.json:
-        quality.write_json(args.json, result)
-        print(f"wrote {args.json}")
-    if args.markdown:
-        quality.write_markdown(args.markdown, result)
-        print(f"wrote {args.markdown}")
-    if args.plot:
-        quality.plot(args.plot, result)
-        print(f"wrote {args.plot}")
+    _write_outputs(quality, args, result)
     return 0
 
 
@@ -423,12 +417,7 @@ def run_large(args):
         progress=None if args.quiet else print,
     )
     print(large.format_table(result))
-    if args.json:
-        large.write_json(args.json, result)
-        print(f"wrote {args.json}")
-    if args.markdown:
-        large.write_markdown(args.markdown, result)
-        print(f"wrote {args.markdown}")
+    _write_outputs(large, args, result)
     failed = [p for p in result["points"] if p["status"] != "ok" or not p.get("output_ok")]
     for point in failed:
         print(f"lnca benchmark large: {large.point_label(point)} failed: "
