@@ -58,7 +58,13 @@ Quantization (`export_tflite(quantization=...)`):
 * `"dynamic"`: dynamic-range quantization, int8 weights and float
   activations.
 * `"int8"`: full integer: int8 weights and activations everywhere,
-  loop body included, calibrated on `representative_data`; the input and
+  calibrated on `representative_data`. The NCA loop is unrolled in this
+  file (one copy of the cell per step; `unroll=False` keeps the loop), so
+  that each step's activations get their own int8 range: the state's range
+  changes from step to step, and a single `WHILE` body calibrated over all
+  steps lost 3.0 and 5.4 dB on the two gray presets where the unrolled
+  graph loses 1.1 and 0.45 dB (64x64 crops; the unrolled file is about
+  1.7x the float32 one; see BENCHMARKS.md). The input and
   output stay float32 (a QUANTIZE/DEQUANTIZE pair at the ends), so calling
   code is the same for every variant. The default calibration data are
   degraded random crops of the training images under `$LNCA_DATA`
@@ -234,6 +240,7 @@ def export_tflite(
     max_psnr_loss=None,
     degradation="gaussian:25",
     num_images=3,
+    unroll=None,
 ):
     """Exports the inference path as a TFLite (LiteRT) flatbuffer.
 
@@ -267,6 +274,10 @@ def export_tflite(
         degradation: degradation spec of the reference and calibration
             images (default `"gaussian:25"`).
         num_images: number of test-set crops checked (at least 1).
+        unroll: write the NCA steps as one copy of the cell each instead of
+            a `WHILE` loop. None (default): unrolled for `"int8"` only, where
+            it lets each step have its own calibrated range (a larger file,
+            a smaller PSNR loss); a loop otherwise.
 
     Returns:
         An `ExportReport`.
@@ -294,6 +305,8 @@ def export_tflite(
     shape = (batch_size, height, width, model.channels)
     if max_psnr_loss is None and quantization is not None:
         max_psnr_loss = DEFAULT_MAX_PSNR_LOSS[quantization]
+    if unroll is None:
+        unroll = quantization == "int8"
     calibration = None
     if quantization == "int8":
         calibration = _calibration_images(
@@ -315,6 +328,7 @@ def export_tflite(
                 steps=steps,
                 quantization=quantization,
                 calibration=calibration,
+                unroll=bool(unroll),
             )
         report.converted_with = how
         report.ops = conversion["ops"]
@@ -655,13 +669,13 @@ def _subprocess_main(request_path):
 # ----------------------------------------------------------------------
 # TensorFlow-side conversion (the model is on the TensorFlow backend).
 # ----------------------------------------------------------------------
-def _serving_function(model, shape, steps):
+def _serving_function(model, shape, steps, unroll=False):
     """The traced inference function; fails if its graph holds a random op."""
     import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="images")])
     def serve(images):
-        return model(images, training=False, steps=steps)
+        return model(images, training=False, steps=steps, unroll=unroll)
 
     graph = serve.get_concrete_function().graph.as_graph_def()
     nodes = list(graph.node)
@@ -676,7 +690,7 @@ def _serving_function(model, shape, steps):
     return serve
 
 
-def _write_saved_model(model, path, shape, steps):
+def _write_saved_model(model, path, shape, steps, unroll=False):
     import keras
 
     archive = keras.export.ExportArchive()
@@ -684,7 +698,7 @@ def _write_saved_model(model, path, shape, steps):
     # the traced function, and walking the model's attributes would fail on
     # caches that TensorFlow cannot save (e.g. NCAModel._predict_functions,
     # a dict with int keys, filled by `predict_with_steps`).
-    archive.add_endpoint("serve", _serving_function(model, shape, steps))
+    archive.add_endpoint("serve", _serving_function(model, shape, steps, unroll))
     archive.write_out(path, verbose=False)
     return {}
 
@@ -712,11 +726,14 @@ def _write_onnx(model, path, shape, steps):
     return {}
 
 
-def _convert_tflite(model, path, shape, steps, quantization, calibration):
+def _convert_tflite(model, path, shape, steps, quantization, calibration, unroll=False):
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory(prefix="lnca_export_") as folder:
-        _write_saved_model(model, folder, shape, steps)
+        # Unrolled (the int8 default), every step's tensors get their own
+        # calibrated range; a WHILE body shares one range over all steps
+        # (about 3 dB lost on a trained preset, against 1 unrolled).
+        _write_saved_model(model, folder, shape, steps, unroll=unroll)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if quantization is not None:

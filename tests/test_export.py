@@ -18,6 +18,8 @@ from keras_lnca import cli
 from keras_lnca import export
 from keras_lnca.errors import UserError
 
+from conftest import data_dir
+
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("tensorflow") is None, reason="export converts with TensorFlow"
 )
@@ -136,11 +138,45 @@ def test_tflite_quantized_runs_and_reports(model, tmp_path, quantization):
         assert report.tensor_types.get("FLOAT16", 0) > 0 and "DEQUANTIZE" in report.ops
         assert report.psnr_loss <= 0.05
     else:
-        # Full integer: most tensors, the loop body's included, are int8.
+        # Full integer: most tensors are int8, and the NCA loop is unrolled
+        # (each step calibrated on its own) instead of a WHILE body.
         assert report.tensor_types["INT8"] > 3 * report.tensor_types["FLOAT32"]
-        assert "QUANTIZE" in report.ops
+        assert "QUANTIZE" in report.ops and "WHILE" not in report.ops
     images = np.random.default_rng(6).random((1, SIZE, SIZE, 1)).astype("float32")
     assert interpreter_output(path, images).shape == (1, SIZE, SIZE, 1)
+
+
+@pytest.mark.skipif(
+    not ON_TENSORFLOW,
+    reason="conversion always runs on TensorFlow; the subprocess path is covered by the others",
+)
+def test_tflite_unrolled_float32_matches(model, tmp_path):
+    report = export.export_tflite(
+        model, tmp_path / "unrolled.tflite", input_shape=(SIZE, SIZE), unroll=True
+    )
+    assert "WHILE" not in report.ops and "CONV_2D" in report.ops
+    assert report.max_abs_diff <= 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not ON_TENSORFLOW,
+    reason="conversion always runs on TensorFlow; the subprocess path is covered by the others",
+)
+@pytest.mark.parametrize("quantization", ["float16", "int8"])
+def test_tflite_quantized_preset_meets_its_psnr_limit(tmp_path, quantization):
+    # A trained preset on real images (Set12 crops, sigma 25): the export's own
+    # check raises ExportError beyond the default limit (0.05 / 1 dB).
+    if not (data_dir() / "gray" / "set12").is_dir():
+        pytest.skip("needs gray/set12 under $LNCA_DATA")
+    path = tmp_path / f"{quantization}.tflite"
+    report = export.export_tflite(
+        "lnca_denoise_gray_s25_s2d", path, quantization=quantization, input_shape=(64, 64)
+    )
+    reference = report.checks[-1]
+    assert reference["images"] == "set12" and reference["count"] == 3
+    assert reference["psnr_keras"] > 24  # noisy crops are about 20 dB
+    assert report.psnr_loss <= export.DEFAULT_MAX_PSNR_LOSS[quantization]
 
 
 def test_parity_failure_raises_and_leaves_nothing(model, float32_export, tmp_path, monkeypatch):

@@ -205,8 +205,10 @@ def test_nca_deterministic_and_masked_steps():
     alone = to_numpy(nca(state[1:2], steps=2, training=True))
     np.testing.assert_allclose(masked[1], alone[0], atol=1e-6)
     np.testing.assert_allclose(masked[2], a[2], atol=1e-5)
-    # Training (unrolled) and inference (fori_loop) paths agree.
+    # Training (unrolled) and inference (fori_loop) paths agree, and so does
+    # the unrolled inference loop that the int8 export traces.
     np.testing.assert_allclose(to_numpy(nca(state, training=True)), a, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(nca(state, unroll=True)), a, atol=1e-5)
 
 
 def test_nca_fire_rate_masks():

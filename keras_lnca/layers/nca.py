@@ -19,7 +19,9 @@ class NCA(keras.layers.Layer):
 
     In training the loop is unrolled (differentiable on every backend,
     XLA included); at inference it is a `fori_loop`, which keeps a single
-    state in memory and compiles once, whatever the step count.
+    state in memory and compiles once, whatever the step count. `unroll=True`
+    unrolls the inference loop too: the full-integer TFLite export uses it
+    so that each step's tensors get their own calibrated int8 ranges.
 
     Args:
         cell: an `NCACell` (e.g. `NAFCACell`), the local rule.
@@ -38,6 +40,9 @@ class NCA(keras.layers.Layer):
         tolerance: optional float, inference only: stop early once a step's
             mean absolute update (over the whole batch) falls below it
             (anytime restoration); `steps` stays the upper bound.
+        unroll: bool, inference only: a Python loop of `steps` cell calls
+            instead of a `fori_loop` (same result, one graph node per step).
+            Training always unrolls.
 
     Example:
     ```python
@@ -89,14 +94,16 @@ class NCA(keras.layers.Layer):
             masks = masks * ops.cast(uniform < self.fire_rate, state.dtype)
         return masks
 
-    def call(self, state, steps=None, step_counts=None, training=None, tolerance=None):
+    def call(
+        self, state, steps=None, step_counts=None, training=None, tolerance=None, unroll=False
+    ):
         steps = self.steps if steps is None else int(steps)
         if steps <= 0:
             return state
         masks = self.update_masks(state, steps, step_counts)
         if tolerance is not None and not training:
             return self._run_until_converged(state, steps, masks, float(tolerance))
-        if training:
+        if training or unroll:
             for t in range(steps):
                 state = self.cell(
                     state, None if masks is None else masks[t], training=training

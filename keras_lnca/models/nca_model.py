@@ -216,7 +216,7 @@ class NCAModel(keras.Model):
     # ------------------------------------------------------------------
     # Forward passes.
     # ------------------------------------------------------------------
-    def call(self, inputs, training=False, steps=None, tolerance=None):
+    def call(self, inputs, training=False, steps=None, tolerance=None, unroll=False):
         if isinstance(inputs, (tuple, list)):
             degraded, clean = inputs
             if training:
@@ -224,7 +224,7 @@ class NCAModel(keras.Model):
             inputs = degraded
         if tolerance is None:
             tolerance = self.inference_tolerance
-        return self._restore_tensor(inputs, steps=steps, tolerance=tolerance)
+        return self._restore_tensor(inputs, steps=steps, tolerance=tolerance, unroll=unroll)
 
     def _check_images(self, images):
         if len(images.shape) != 4:
@@ -241,14 +241,16 @@ class NCAModel(keras.Model):
     # Early-stop tolerance of `predict` (None: always run `inference_steps`).
     inference_tolerance = None
 
-    def _restore_tensor(self, images, steps=None, tolerance=None):
+    def _restore_tensor(self, images, steps=None, tolerance=None, unroll=False):
         """The deterministic inference pipeline, for any height and width."""
         self._check_images(images)
         steps = self.inference_steps if steps is None else int(steps)
         height, width = ops.shape(images)[1], ops.shape(images)[2]
         padded = backend_utils.pad_to_multiple(images, self.grid_factor)
         context, grid = self.encode(padded, training=False)
-        state = self.nca(self.seed_state(grid), steps=steps, training=False, tolerance=tolerance)
+        state = self.nca(
+            self.seed_state(grid), steps=steps, training=False, tolerance=tolerance, unroll=unroll
+        )
         _, out, _ = self.split_state(state)
         restored = self.decode(out, context, training=False)
         return ops.clip(restored[:, :height, :width, :], 0.0, 1.0)
