@@ -89,7 +89,7 @@ def training_data(recipe, epoch=0):
         seed=recipe.get("seed", 0),
         clip=data.get("clip", False),
     )
-    dataset._epoch = epoch
+    dataset.epoch = epoch
     return dataset
 
 
@@ -101,9 +101,105 @@ class _SyncDataEpoch:
 
         class SyncDataEpoch(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
-                dataset._epoch = epoch
+                dataset.epoch = epoch
 
         return SyncDataEpoch()
+
+
+class Checkpoint:
+    """A small, committable checkpoint of one phase: weights, optimizer, progress.
+
+    `checkpoint_<phase>.weights.h5` (model weights and seed states, no sample
+    pool), `checkpoint_<phase>.optimizer.npz` (every optimizer variable, the
+    step counter included, so the learning-rate schedule continues) and
+    `progress.json` (epochs done and seconds spent per phase, over all runs).
+    Each file is written to a temporary name and renamed. A run whose
+    `BackupAndRestore` folder is gone (a fresh clone) resumes from here: the
+    same epochs, crops and noise follow; only the pool starts empty.
+    """
+
+    def __init__(self, run_dir, phase):
+        self.run_dir = pathlib.Path(run_dir)
+        self.phase = phase
+        self.weights = self.run_dir / f"checkpoint_{phase}.weights.h5"
+        self.optimizer = self.run_dir / f"checkpoint_{phase}.optimizer.npz"
+        self.progress_file = self.run_dir / "progress.json"
+
+    def progress(self):
+        if not self.progress_file.exists():
+            return {}
+        try:
+            return json.loads(self.progress_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise UserError(f"{self.progress_file} is damaged; delete it to start the run afresh") from None
+
+    def phase_progress(self):
+        return self.progress().get(self.phase, {"epochs": 0, "seconds": 0.0})
+
+    def save(self, model, epochs, seconds):
+        from keras_lnca.data.io import atomic_path
+
+        saved_pool, model.save_pool = model.save_pool, False
+        try:
+            with atomic_path(self.weights) as temporary:
+                model.save_weights(temporary)
+        finally:
+            model.save_pool = saved_pool
+        with atomic_path(self.optimizer) as temporary:
+            with open(temporary, "wb") as f:
+                np.savez(f, *[np.asarray(v) for v in model.optimizer.variables])
+        progress = self.progress()
+        progress[self.phase] = {"epochs": int(epochs), "seconds": round(float(seconds), 1)}
+        text = json.dumps(progress, indent=2) + "\n"
+        with atomic_path(self.progress_file) as temporary:
+            temporary.write_text(text)
+
+    def restore(self, model):
+        """Loads weights and optimizer state; returns the epochs already done."""
+        done = self.phase_progress()["epochs"]
+        if not done or not (self.weights.exists() and self.optimizer.exists()):
+            return 0
+        try:
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(self.weights)
+            with np.load(self.optimizer) as arrays:
+                values = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+        except Exception as error:  # a damaged file: say what to delete
+            raise UserError(
+                f"cannot resume from {self.weights.name} ({type(error).__name__}); "
+                f"delete {self.weights} and {self.optimizer} to retrain phase {self.phase}"
+            ) from None
+        variables = model.optimizer.variables
+        if len(values) != len(variables):
+            raise UserError(f"{self.optimizer} does not match this model; delete it to retrain")
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+        return done
+
+
+def _checkpoint_callback(checkpoint, seconds_before):
+    import keras
+
+    class CommittableCheckpoint(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.start = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = seconds_before + time.time() - self.start
+            checkpoint.save(self.model, epoch + 1, seconds)
+
+    return CommittableCheckpoint()
+
+
+def _load_finished_phase(path, name):
+    import keras
+
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:
+        raise UserError(
+            f"{path} is damaged ({type(error).__name__}); delete it to retrain phase {name}"
+        ) from None
 
 
 def train(recipe, run_dir, verbose="auto", log=print, extra_callbacks=()):
@@ -111,6 +207,7 @@ def train(recipe, run_dir, verbose="auto", log=print, extra_callbacks=()):
     import keras
 
     from keras_lnca.callbacks import ProfilerCallback
+    from keras_lnca.data.io import atomic_path
 
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -124,43 +221,89 @@ def train(recipe, run_dir, verbose="auto", log=print, extra_callbacks=()):
     for phase in recipe["phases"]:
         name, epochs = phase["phase"], int(phase["epochs"])
         done = run_dir / f"after_{name}.keras"
+        checkpoint = Checkpoint(run_dir, name)
         if done.exists():
             log(f"phase {name}: already trained, loading {done}")
-            model = keras.saving.load_model(done)
-            continue
-        dataset = training_data(recipe)
-        model.save_pool = True  # checkpoints keep the pool, for an exact resume
-        model.set_phase(name)
-        model.compile(decay_steps=max(1, epochs * len(dataset)), **compile_args)
-        callbacks = [
-            _SyncDataEpoch(dataset),
-            keras.callbacks.BackupAndRestore(str(run_dir / f"backup_{name}")),
-            ProfilerCallback(batch_size=dataset.batch_size),
-            keras.callbacks.CSVLogger(str(run_dir / f"log_{name}.csv"), append=True),
-            *extra_callbacks,
-        ]
-        try:
-            import tensorboard  # noqa: F401
+            model = _load_finished_phase(done, name)
+        else:
+            dataset = training_data(recipe)
+            model.save_pool = True  # BackupAndRestore keeps the pool, for an exact resume
+            model.set_phase(name)
+            total_steps = max(1, epochs * len(dataset))
+            warmup = int(compile_args.get("warmup_steps", 0))
+            model.compile(decay_steps=max(1, total_steps - warmup), **compile_args)
+            backup = run_dir / f"backup_{name}"
+            initial_epoch = 0 if backup.exists() else checkpoint.restore(model)
+            if initial_epoch:
+                log(f"phase {name}: resuming from {checkpoint.weights.name} after epoch {initial_epoch}")
+            seconds_before = checkpoint.phase_progress()["seconds"]
+            callbacks = [
+                _SyncDataEpoch(dataset),
+                keras.callbacks.BackupAndRestore(str(backup)),
+                _checkpoint_callback(checkpoint, seconds_before),
+                ProfilerCallback(batch_size=dataset.batch_size),
+                keras.callbacks.CSVLogger(str(run_dir / f"log_{name}.csv"), append=True),
+                *extra_callbacks,
+            ]
+            try:
+                import tensorboard  # noqa: F401
 
-            callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / name)))
-        except ImportError:
-            pass
-        log(f"phase {name}: {epochs} epochs x {len(dataset)} batches of {dataset.batch_size}")
-        # The dataset shuffles itself, seeded by epoch; Keras' own batch-order
-        # shuffle would draw from the global RNG and break exact resume.
-        history = model.fit(dataset, epochs=epochs, verbose=verbose, callbacks=callbacks, shuffle=False)
-        model.save(done)
-        model.save_pool = False
+                callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / name)))
+            except ImportError:
+                pass
+            log(f"phase {name}: {epochs} epochs x {len(dataset)} batches of {dataset.batch_size}")
+            # The dataset shuffles itself, seeded by epoch; Keras' own batch-order
+            # shuffle would draw from the global RNG and break exact resume.
+            model.fit(
+                dataset,
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                verbose=verbose,
+                callbacks=callbacks,
+                shuffle=False,
+            )
+            # BackupAndRestore leaves the epoch it resumed from on the model,
+            # and Keras' fit would start the next phase there too.
+            model._initial_epoch = None
+            with atomic_path(done) as temporary:
+                model.save(temporary)
+            model.save_pool = False
+        progress = checkpoint.phase_progress()
+        steps_per_epoch = len(training_data(recipe))
         summary["phases"].append(
             {
                 "phase": name,
                 "epochs": epochs,
-                "steps": epochs * len(dataset),
-                "final": {k: float(v[-1]) for k, v in history.history.items() if v},
+                "steps": epochs * steps_per_epoch,
+                "batch_size": recipe["data"].get("batch_size", 8),
+                "crop_size": crop,
+                "train_seconds": progress.get("seconds"),
+                "final": _final_log(run_dir / f"log_{name}.csv"),
             }
         )
-    summary["train_minutes"] = round((time.time() - start) / 60, 1)
+    summary["train_minutes"] = round(
+        sum(p.get("train_seconds") or 0.0 for p in summary["phases"]) / 60, 1
+    ) or round((time.time() - start) / 60, 1)
     return model, summary
+
+
+def _final_log(csv_path):
+    """The last row of a phase's CSV log (the final epoch's metrics), as floats."""
+    import csv
+
+    if not csv_path.exists():
+        return {}
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    final = {}
+    for key, value in rows[-1].items():
+        try:
+            final[key] = float(value)
+        except (TypeError, ValueError):
+            pass
+    return final
 
 
 def evaluate_recipe(model, recipe, limit=None, log=print):

@@ -113,6 +113,7 @@ CELLS = [
     (kl.layers.NAFCACell, dict(input_channels=16, embed_dim=32, dropout=0.0), 64),
     (kl.layers.ViTCACell, dict(input_channels=3, embed_dim=32, heads=4, mlp_dim=16), 38),
     (kl.layers.SobelCell, dict(input_channels=3, hidden_units=32), 16),
+    (kl.layers.ConvCell, dict(input_channels=4, perception_channels=8, hidden_units=16), 12),
 ]
 
 

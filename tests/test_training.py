@@ -41,3 +41,75 @@ def test_bad_recipes_are_user_errors(tmp_path):
     (tmp_path / "partial.json").write_text('{"name": "x"}')
     with pytest.raises(UserError, match="lacks"):
         training.load_recipe(tmp_path / "partial.json")
+
+
+class KillIn(keras.callbacks.Callback):
+    """Interrupts the run at the end of `epoch` of `phase`."""
+
+    def __init__(self, phase, epoch):
+        super().__init__()
+        self.phase, self.epoch = phase, epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch and self.model.phase == self.phase:
+            raise KeyboardInterrupt(f"killed after {self.phase} epoch {epoch}")
+
+
+def _smoke_recipe(phases, **model):
+    if not (data_dir() / "gray" / "set12").exists():
+        pytest.skip(f"benchmark data not found at {data_dir()} (set LNCA_DATA)")
+    recipe = training.load_recipe(REPO / "configs" / "smoke_gray.json")
+    recipe["phases"] = phases
+    recipe["model"].update(model)
+    return recipe
+
+
+def _assert_same_weights(a, b):
+    assert len(a.weights) == len(b.weights)
+    for x, y in zip(a.weights, b.weights):
+        np.testing.assert_allclose(np.asarray(y), np.asarray(x), atol=1e-6)
+
+
+def test_kill_in_the_autoencoder_phase_does_not_skip_nca_epochs(tmp_path):
+    recipe = _smoke_recipe([{"phase": "autoencoder", "epochs": 2}, {"phase": "nca", "epochs": 2}])
+    quiet = dict(verbose=0, log=lambda *a: None)
+    full, _ = training.train(recipe, tmp_path / "full", **quiet)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(recipe, tmp_path / "killed", extra_callbacks=[KillIn("autoencoder", 0)], **quiet)
+    resumed, summary = training.train(recipe, tmp_path / "killed", **quiet)
+    epochs = [line.split(",")[0] for line in (tmp_path / "killed" / "log_nca.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1"]
+    assert [p["epochs"] for p in summary["phases"]] == [2, 2]
+    _assert_same_weights(full, resumed)
+
+
+def test_resume_from_the_committed_checkpoint_alone(tmp_path):
+    """A fresh clone has no BackupAndRestore folder: the small checkpoint resumes exactly
+    (without a sample pool, which the committed checkpoint does not keep)."""
+    import shutil
+
+    recipe = _smoke_recipe([{"phase": "nca", "epochs": 3}], pool_size=0, autoencoder="space_to_depth",
+                           out_seed="input", cell="conv",
+                           cell_config={"perception_channels": 8, "hidden_units": 16})
+    quiet = dict(verbose=0, log=lambda *a: None)
+    full, _ = training.train(recipe, tmp_path / "full", **quiet)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(recipe, tmp_path / "killed", extra_callbacks=[KillIn("nca", 1)], **quiet)
+    shutil.rmtree(tmp_path / "killed" / "backup_nca")
+    progress = (tmp_path / "killed" / "progress.json").read_text()
+    assert '"epochs": 2' in progress
+    messages = []
+    resumed, summary = training.train(recipe, tmp_path / "killed", verbose=0, log=messages.append)
+    assert any("resuming" in m and "after epoch 2" in m for m in messages)
+    assert summary["phases"][0]["train_seconds"] > 0
+    _assert_same_weights(full, resumed)
+
+
+def test_a_damaged_finished_phase_says_what_to_delete(tmp_path):
+    from keras_lnca.errors import UserError
+
+    recipe = _smoke_recipe([{"phase": "nca", "epochs": 1}], autoencoder="space_to_depth")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "after_nca.keras").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(UserError, match="delete it"):
+        training.train(recipe, tmp_path / "run", verbose=0, log=lambda *a: None)

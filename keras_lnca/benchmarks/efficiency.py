@@ -256,6 +256,8 @@ def cell_flops(cell):
     from keras_lnca.layers import SobelCell
     from keras_lnca.layers import ViTCACell
 
+    if hasattr(cell, "flops_per_cell"):  # a cell that reports its own cost
+        return int(cell.flops_per_cell())
     width = cell.state_channels
     update = cell.update_channels  # the residual `state + update`
     if isinstance(cell, NAFCACell):

@@ -45,6 +45,10 @@ class _CropPyDataset(keras.utils.PyDataset):
         """How many epochs have ended (advances the shuffles and crops)."""
         return self._epoch
 
+    @epoch.setter
+    def epoch(self, value):
+        self._epoch = int(value)
+
     def on_epoch_end(self):
         if self.shuffle:
             self._epoch += 1

@@ -1,5 +1,6 @@
 """Reading, listing and writing image files (numpy only, no TensorFlow)."""
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -203,3 +204,23 @@ def atomic_write(path, write):
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside `path` (same suffix); on success moves it to `path`.
+
+    For writers that want a file name (`model.save`, `np.savez`): a killed
+    or failed write leaves `path` as it was and no temporary file behind.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise UserError(f"no such folder: {path.parent}")
+    suffix = "".join(path.suffixes) or ".tmp"
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()

@@ -2,6 +2,7 @@
 
 from keras_lnca.layers.adj_conv import AdjConv
 from keras_lnca.layers.adj_conv_transpose import AdjConvTranspose
+from keras_lnca.layers.conv_cell import ConvCell
 from keras_lnca.layers.depth_to_space import DepthToSpace
 from keras_lnca.layers.latent_decoder import LatentDecoder
 from keras_lnca.layers.latent_encoder import LatentEncoder
@@ -12,11 +13,11 @@ from keras_lnca.layers.sobel_cell import SobelCell
 from keras_lnca.layers.space_to_depth import SpaceToDepth
 from keras_lnca.layers.vitca_cell import ViTCACell
 
-CELLS = {"nafca": NAFCACell, "vitca": ViTCACell, "sobel": SobelCell}
+CELLS = {"nafca": NAFCACell, "vitca": ViTCACell, "sobel": SobelCell, "conv": ConvCell}
 
 
 def get_cell(name, input_channels, **kwargs):
-    """Returns a cell by name (`"nafca"`, `"vitca"`, `"sobel"`)."""
+    """Returns a cell by name (`"nafca"`, `"vitca"`, `"sobel"`, `"conv"`)."""
     try:
         cell_class = CELLS[name]
     except KeyError:

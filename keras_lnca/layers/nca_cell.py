@@ -11,11 +11,14 @@ class NCACell(keras.layers.Layer):
     and are never changed; the rule updates the others. One step is the
     paper's:
 
-    1. perceive and update: `update = self.compute_update(state)`, a local
-       function of each cell's neighbourhood (subclasses implement it);
-    2. stochastic mask: the update is multiplied by `update_mask` (1 where a
+    1. perceive: `perception = self.perceive(state)`, what a cell sees of
+       its neighbourhood;
+    2. update: `update = self.update(perception)`, the per-cell rule (steps 1
+       and 2 together are `compute_update`; a cell whose perception and
+       update do not separate overrides `compute_update` instead);
+    3. stochastic mask: the update is multiplied by `update_mask` (1 where a
        cell fires this step, 0 elsewhere), drawn by the caller before the loop;
-    3. residual: `new = state + update` on the out and hidden channels.
+    4. residual: `new = state + update` on the out and hidden channels.
 
     Args:
         input_channels: int, number of leading channels that are fixed.
@@ -52,9 +55,17 @@ class NCACell(keras.layers.Layer):
         """Creates the rule's weights; `self.update_channels` is known."""
         raise NotImplementedError
 
+    def perceive(self, state):
+        """What each cell sees of its neighbourhood (subclasses implement it)."""
+        raise NotImplementedError
+
+    def update(self, perception, training=None):
+        """The per-cell update of out + hidden from the perception."""
+        raise NotImplementedError
+
     def compute_update(self, state, training=None):
         """Perceive the neighbourhood and return the update of out + hidden."""
-        raise NotImplementedError
+        return self.update(self.perceive(state), training=training)
 
     def call(self, state, update_mask=None, training=None):
         update = self.compute_update(state, training=training)
@@ -71,3 +82,15 @@ class NCACell(keras.layers.Layer):
         config = super().get_config()
         config.update({"input_channels": self.input_channels})
         return config
+
+
+# FLOPs per element of the activations the cells use (for `flops_per_cell`).
+ACTIVATION_COSTS = {None: 0, "linear": 0, "relu": 1, "sigmoid": 3, "swish": 4, "silu": 4, "gelu": 5}
+
+
+def activation_cost(activation):
+    """FLOPs per element of an activation given by name."""
+    try:
+        return ACTIVATION_COSTS[activation]
+    except KeyError:
+        raise ValueError(f"No FLOP cost for activation {activation!r}.") from None

@@ -179,6 +179,10 @@ class NCAModel(keras.Model):
         # Variables created by build() take the current phase's trainability.
         self._apply_phase(self.phase)
 
+    # A pooled state whose largest absolute value reaches this is dropped
+    # from the pool (out lives in [0, 1] and hidden in [-1, 1] when healthy).
+    pool_state_limit = 8.0
+
     def _pool_variable(self, entry_shape, name):
         # "on_read": under tf.distribute every replica reads and writes its
         # own copy (one pool per replica); a cross-replica read sees replica
@@ -305,9 +309,11 @@ class NCAModel(keras.Model):
             self.pool_images.assign(ops.scatter_update(self.pool_images, index, degraded))
             self.pool_targets.assign(ops.scatter_update(self.pool_targets, index, clean))
             self.pool_states.assign(ops.scatter_update(self.pool_states, index, final))
-            self.pool_filled.assign(
-                ops.scatter_update(self.pool_filled, index, ops.ones((batch,), "float32"))
-            )
+            # Pool hygiene: a state that has blown up (or is not finite) is
+            # not kept; its slot is marked empty and seeds afresh next time.
+            bound = ops.max(ops.abs(final), axis=(1, 2, 3))
+            healthy = ops.cast(bound < self.pool_state_limit, "float32")
+            self.pool_filled.assign(ops.scatter_update(self.pool_filled, index, healthy))
             outputs.update(
                 {"pool_slots": slots, "from_pool": from_pool, "step_counts": step_counts}
             )
@@ -394,7 +400,15 @@ class NCAModel(keras.Model):
         batch, crop = image_io.check_batch(x, self.channels, self.grid_factor)
         return crop(super().predict(batch, *args, **kwargs))
 
-    def compile(self, optimizer=None, metrics=None, learning_rate=1e-2, decay_steps=10_000, **kwargs):
+    def compile(
+        self,
+        optimizer=None,
+        metrics=None,
+        learning_rate=1e-2,
+        decay_steps=10_000,
+        warmup_steps=0,
+        **kwargs,
+    ):
         """Configures training; every argument is reused by `set_phase`.
 
         Args:
@@ -404,6 +418,8 @@ class NCAModel(keras.Model):
             metrics: metrics on (restored, clean); None for PSNR and SSIM.
             learning_rate: float, initial learning rate of the default optimizer.
             decay_steps: int, cosine decay length of the default optimizer.
+            warmup_steps: int, linear warm-up from 0 to `learning_rate`
+                before the decay (default optimizer only).
             **kwargs: the other arguments of `keras.Model.compile`
                 (`jit_compile`, `run_eagerly`, `steps_per_execution`, ...).
         """
@@ -414,6 +430,8 @@ class NCAModel(keras.Model):
             decay_steps=decay_steps,
             **kwargs,
         )
+        if warmup_steps:
+            self._compile_args["warmup_steps"] = int(warmup_steps)
         self._compile_for_phase()
 
     def _compile_for_phase(self):
@@ -424,6 +442,7 @@ class NCAModel(keras.Model):
         metrics = args.pop("metrics")
         learning_rate = args.pop("learning_rate")
         decay_steps = args.pop("decay_steps")
+        warmup_steps = args.pop("warmup_steps", 0)
         # Optimizer and metrics belong to the tf.distribute strategy the model
         # was created under, wherever compile or set_phase is called.
         with backend_utils.distribution_scope(self):
@@ -435,7 +454,12 @@ class NCAModel(keras.Model):
                 # even once `set_phase` makes it trainable.
                 self.build()
             if optimizer is None:
-                schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
+                if warmup_steps:
+                    schedule = keras.optimizers.schedules.CosineDecay(
+                        0.0, decay_steps, warmup_target=learning_rate, warmup_steps=warmup_steps
+                    )
+                else:
+                    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
                 optimizer = NormalizedAdam(schedule)
             elif isinstance(optimizer, keras.optimizers.Optimizer):
                 # A fresh copy, so that each phase starts with fresh moments.
