@@ -265,9 +265,9 @@ def train(recipe, run_dir, verbose="auto", log=print, extra_callbacks=()):
             # BackupAndRestore leaves the epoch it resumed from on the model,
             # and Keras' fit would start the next phase there too.
             model._initial_epoch = None
+            model.save_pool = False  # the next phase starts with a fresh pool
             with atomic_path(done) as temporary:
                 model.save(temporary)
-            model.save_pool = False
         progress = checkpoint.phase_progress()
         steps_per_epoch = len(training_data(recipe))
         summary["phases"].append(
