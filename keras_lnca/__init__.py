@@ -10,23 +10,60 @@ model.set_phase("nca")
 model.fit(train_ds, epochs=20)       # phase "nca"
 restored = model.restore(noisy)      # numpy in, numpy out
 ```
+
+`import keras_lnca` imports Keras (and so its backend) and registers the
+package's serialisable classes, so that `keras.saving.load_model` reads our
+`.keras` files. The `lnca` command is the exception: it starts without
+Keras, so that `lnca --help` answers at once, and imports it only when a
+command needs a model.
 """
+
+import importlib
+import os
+import sys
 
 __version__ = "0.1.0"
 
-from keras_lnca import callbacks
-from keras_lnca import layers
-from keras_lnca import metrics
-from keras_lnca import optimizers
-from keras_lnca.models import LNCA
-from keras_lnca.models import PixelNCA
-from keras_lnca.models import presets
+# Sub-modules that `kl.<name>` loads on first use.
+_SUBMODULES = (
+    "callbacks", "layers", "metrics", "optimizers", "presets",
+    "data", "degradations", "evaluation", "export",
+)
+_MODELS = ("LNCA", "PixelNCA")
 
 
 def __getattr__(name):
-    # numpy/Pillow-heavy modules load on first use: `kl.data`, `kl.degradations`.
-    import importlib
+    if name in _MODELS:
+        value = getattr(importlib.import_module("keras_lnca.models"), name)
+    elif name == "presets":
+        value = importlib.import_module("keras_lnca.models.presets")
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"keras_lnca.{name}")
+    else:
+        raise AttributeError(f"module 'keras_lnca' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
-    if name in ("data", "degradations", "evaluation", "export"):
-        return importlib.import_module(f"keras_lnca.{name}")
-    raise AttributeError(f"module 'keras_lnca' has no attribute {name!r}")
+
+def __dir__():
+    return sorted(set(globals()) | set(_SUBMODULES) | set(_MODELS))
+
+
+def _started_by_the_cli():
+    argv = getattr(sys, "argv", None) or [""]
+    return os.path.basename(str(argv[0])) in ("lnca", "lnca.exe")
+
+
+def register():
+    """Imports the layers and models, registering them with Keras' serialisation."""
+    for name in ("callbacks", "layers", "metrics", "optimizers"):
+        __getattr__(name)
+    for name in _MODELS + ("presets",):
+        __getattr__(name)
+
+
+from keras_lnca.backend_choice import choose_backend  # noqa: E402
+
+choose_backend()
+if not _started_by_the_cli():
+    register()

@@ -13,7 +13,47 @@ import os
 import sys
 
 # Order is the order shown in `lnca --help`.
-COMMANDS = ("demo", "restore", "evaluate", "train", "benchmark", "export")
+COMMANDS = ("demo", "restore", "presets", "evaluate", "train", "benchmark", "export")
+# Commands that read only files and never need Keras.
+WITHOUT_KERAS = ("presets",)
+
+TOUR = """lnca: Latent Neural Cellular Automata for image restoration.
+
+  lnca demo                          denoise an embedded image, write lnca_demo.png
+  lnca restore photo.png -o out.png  restore your images (the model matches gray/colour)
+  lnca presets                       the shipped models and their figures
+  lnca evaluate --preset NAME --dataset DIR --degradation gaussian:25 --baseline bm3d
+  lnca train --config configs/lnca_denoise_gray_s25.json
+  lnca export --preset NAME --format tflite -o model.tflite
+
+`lnca COMMAND --help` tells more about each command."""
+
+
+def import_keras_quietly():
+    """Imports Keras (and its backend) with the backend's start-up log lines muted.
+
+    TensorFlow's C++ start-up lines (oneDNN, CPU features, absl) go straight
+    to the stderr file descriptor and ignore `TF_CPP_MIN_LOG_LEVEL`, so the
+    descriptor is pointed at /dev/null for the import only. Returns the
+    backend's name.
+    """
+    if "keras" not in sys.modules:
+        from keras_lnca.backend_choice import choose_backend
+
+        choose_backend()
+        sys.stderr.flush()
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        try:
+            import keras  # noqa: F401
+        except Exception:  # noqa: BLE001 - the command's own import reports it
+            pass
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+    keras = sys.modules.get("keras")
+    return keras.backend.backend() if keras is not None else None
 
 
 def build_parser():
@@ -38,8 +78,14 @@ def main(argv=None):
     from keras_lnca.errors import UserError
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        print(TOUR)
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command not in WITHOUT_KERAS:
+        import_keras_quietly()
     try:
         return int(args.func(args) or 0)
     except UserError as error:

@@ -110,3 +110,50 @@ def test_console_script_runs_the_readme_demo(tmp_path):
                             text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "d.png").exists() and "restored" in result.stdout
+
+
+def test_restore_without_preset_keeps_colour_and_gray(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((24, 20, 3)) * 255).astype("uint8")).save(tmp_path / "colour.png")
+    Image.fromarray((rng.random((24, 20)) * 255).astype("uint8")).save(tmp_path / "gray.png")
+    code, _, err = run_cli(capsys, "restore", tmp_path / "colour.png", tmp_path / "gray.png",
+                           "-o", tmp_path / "out")
+    assert code == 0, err
+    with Image.open(tmp_path / "out" / "colour.png") as image:
+        assert image.mode == "RGB" and image.size == (20, 24)
+    with Image.open(tmp_path / "out" / "gray.png") as image:
+        assert image.mode == "L"
+    assert presets.default_for(3) != presets.default_for(1)
+
+
+def test_presets_lists_every_shipped_preset(capsys):
+    code, out, _ = run_cli(capsys, "presets")
+    assert code == 0
+    for name in presets.list():
+        assert name in out
+        assert f"{presets.summary(name)['parameters']:,} parameters" in out
+    code, out, _ = run_cli(capsys, "presets", "--json")
+    rows = json.loads(out)
+    assert [r["name"] for r in rows] == presets.list()
+    assert all(r["channels"] in (1, 3) and r["headline"] for r in rows)
+
+
+def test_help_and_presets_import_no_backend():
+    probe = (
+        "import sys\n"
+        "sys.argv = ['lnca']\n"
+        "from keras_lnca import cli\n"
+        "for argv in (['--help'], ['restore', '--help'], ['train', '--help']):\n"
+        "    try:\n"
+        "        cli.main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "cli.main(['presets'])\n"
+        "cli.main([])\n"
+        "print('LOADED', [m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "LOADED []" in result.stdout
+    assert "lnca demo" in result.stdout  # the tour
+    assert result.stderr == ""

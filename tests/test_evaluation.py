@@ -65,6 +65,16 @@ def test_reference_metrics():
     assert evaluation.ssim(image, noisy) == pytest.approx(expected)
     assert 0 < evaluation.ssim(image, noisy) < 0.99
     assert evaluation.ssim(image, noisy, clip=False) != pytest.approx(expected)
+    # Gray, and PSNR: the package's numpy metrics are skimage's definitions.
+    from skimage.metrics import peak_signal_noise_ratio
+
+    gray, noisy_gray = image[..., 0], np.clip(noisy[..., 0], 0, 1)
+    expected = structural_similarity(gray, noisy_gray, gaussian_weights=True, sigma=1.5,
+                                     use_sample_covariance=False, data_range=1.0)
+    assert evaluation.ssim(gray, noisy_gray) == pytest.approx(expected, abs=1e-12)
+    assert evaluation.ssim(gray[..., None], noisy_gray[..., None]) == pytest.approx(expected, abs=1e-12)
+    assert evaluation.psnr(gray, noisy_gray) == pytest.approx(
+        peak_signal_noise_ratio(gray, noisy_gray, data_range=1.0), abs=1e-9)
 
 
 def test_evaluate_cli_writes_json(tiny_set, tmp_path, capsys):

@@ -88,7 +88,7 @@ COVERAGE = [
     (r"lnca demo", ["test:test_cli.py::test_console_script_runs_the_readme_demo",
                     "test:test_cli.py::test_demo_gains_over_noisy_and_matches_the_preset_card",
                     "test:test_packaging.py::test_wheel_installs_presets_and_runs_the_demo"]),
-    (r"python -m pytest -q tests", ["ci:python -m pytest -q -p no:cacheprovider tests"]),
+    (r"python -m pytest -q -rs tests", ["ci:python -m pytest -q -rs -p no:cacheprovider tests"]),
     (r"bash \.ci/run", ["ci:KERAS_BACKEND=$backend python -m pytest"]),
     (r"KERAS_BACKEND=(tensorflow|jax|torch)", ["ci:for backend in tensorflow jax torch"]),
     (r"lnca restore IN \[IN \.\.\.\] -o OUT --preset NAME \[--steps N\] \[--tile PX\]",

@@ -19,8 +19,12 @@ def add_parser(subparsers):
     parser.add_argument("-o", "--output", required=True, metavar="OUT",
                         help="output file (one input image) or folder")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--preset", default=None, help="shipped preset name")
+    source.add_argument("--preset", default=None,
+                        help="shipped preset name (default: the blind model matching each "
+                        "image, gray or colour; see `lnca presets`)")
     source.add_argument("--model", default=None, help="path of a .keras model")
+    parser.add_argument("--noise-level", type=float, default=None, metavar="SIGMA",
+                        help="noise sigma on the 0-255 scale, for models that take one")
     parser.add_argument("--steps", type=int, default=None, help="NCA steps (default: the model's)")
     parser.add_argument("--tile", type=int, default=None, help="restore in tiles of this size (pixels)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -83,15 +87,17 @@ def _conversion_note(files, channels, model_channels):
 def run(args):
     from tqdm import tqdm
 
-    from keras_lnca.commands.demo import DEFAULT_PRESET
     from keras_lnca.data import load_image
     from keras_lnca.data import save_image
+    from keras_lnca.models import presets
     from keras_lnca.models.lnca import LNCA
 
     if args.steps is not None and args.steps < 0:
         raise UserError("--steps must be >= 0")
     if args.tile is not None and args.tile < 8:
         raise UserError("--tile must be at least 8 pixels")
+    if args.noise_level is not None and not 0 <= args.noise_level <= 255:
+        raise UserError("--noise-level must be between 0 and 255")
     files = _inputs(args.inputs)
     output = pathlib.Path(args.output)
     single = len(files) == 1 and not pathlib.Path(args.inputs[0]).is_dir() and output.suffix != ""
@@ -102,15 +108,27 @@ def run(args):
             raise UserError(f"{existing[0]} exists (pass --overwrite to replace it)")
     _check_outputs(files, targets)
     channels = _input_channels(files)
-    model = LNCA.from_preset(args.model or args.preset or DEFAULT_PRESET)
-    note = _conversion_note(files, channels, model.channels)
-    if note:
-        print(f"lnca restore: note: {note}", file=sys.stderr)
+    if args.model or args.preset:
+        names = {c: args.model or args.preset for c in set(channels)}
+    else:  # the model matching each image: gray or colour
+        names = {c: presets.default_for(c) for c in set(channels)}
+    models = {}
+    for name in sorted(set(names.values())):
+        models[name] = LNCA.from_preset(name)
+    if args.noise_level is not None:
+        print("lnca restore: note: these models take no noise level (they were trained on "
+              "the noise in their card); --noise-level is ignored", file=sys.stderr)
+    if args.model or args.preset:
+        model = models[names[channels[0]]]
+        note = _conversion_note(files, channels, model.channels)
+        if note:
+            print(f"lnca restore: note: {note}", file=sys.stderr)
     if not single:
         output.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    for source, target in tqdm(list(zip(files, targets)), desc="restoring", unit="image",
-                               disable=len(files) < 2):
+    for source, target, count in tqdm(list(zip(files, targets, channels)), desc="restoring",
+                                      unit="image", disable=len(files) < 2):
+        model = models[names[count]]
         image = load_image(source, channels=model.channels)
         restored = model.restore(image, steps=args.steps, tile=args.tile)
         save_image(target, restored)

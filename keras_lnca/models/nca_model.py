@@ -389,6 +389,10 @@ class NCAModel(keras.Model):
             )
         if isinstance(x, np.ndarray) and isinstance(y, np.ndarray):
             image_io.check_pairs(x, y, self.channels, type(self).__name__)
+        if x is not None and not hasattr(x, "shape") and not args:
+            # A dataset or PyDataset orders its own batches (ours shuffle
+            # themselves); Keras would warn that its `shuffle` is ignored.
+            kwargs.setdefault("shuffle", False)
         return super().fit(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):

@@ -23,6 +23,52 @@ def list():  # noqa: A001 - the public name is `kl.presets.list()`
     return sorted(p.stem for p in directory().glob("*.keras") if p.with_suffix(".json").exists())
 
 
+# What `lnca restore` uses when no preset is named, by image channels: the
+# first shipped preset of each list.
+DEFAULTS = {
+    1: ("lnca_denoise_gray_blind", "lnca_denoise_gray_s25"),
+    3: ("lnca_denoise_color_blind", "lnca_denoise_color_s25"),
+}
+# Presets renamed since they first shipped: old name -> new name.
+RENAMED = {}
+
+
+def default_for(channels):
+    """The preset `lnca restore` uses for images of `channels` channels."""
+    shipped = set(list())
+    for name in DEFAULTS[3 if channels == 3 else 1]:
+        if name in shipped:
+            return name
+    raise UserError(f"no shipped preset restores {channels}-channel images")
+
+
+def summary(name):
+    """One preset's card in brief: task, channels, parameters, headline figures."""
+    card = metadata(name)
+    config = card.get("config", {})
+    recipe = card.get("recipe", {})
+    headline = []
+    for item in card.get("metrics", []):
+        results = {r["method"]: r for r in item.get("results", [])}
+        own = next((r for m, r in results.items() if m.startswith("model:")), None)
+        if own is None:
+            continue
+        figure = f"{item['dataset'].split('/')[-1]} {item['degradation']} {own['psnr']:.2f} dB"
+        for baseline in ("bm3d", "wiener"):
+            if baseline in results:
+                figure += f" ({baseline.upper()} {results[baseline]['psnr']:.2f})"
+        headline.append(figure)
+    return {
+        "name": name,
+        "task": recipe.get("data", {}).get("degradation", "?"),
+        "channels": config.get("channels"),
+        "cell": config.get("cell"),
+        "parameters": card.get("parameters", {}).get("trainable"),
+        "headline": headline,
+        "description": card.get("description", ""),
+    }
+
+
 def metadata(name):
     """The metadata dict of a shipped preset."""
     return json.loads(_path(name).with_suffix(".json").read_text())
@@ -65,6 +111,7 @@ def _not_a_keras_file(path):
 
 
 def _path(name):
+    name = RENAMED.get(name, name)
     path = directory() / f"{name}.keras"
     if not path.exists():
         available = ", ".join(list()) or "none"
@@ -77,7 +124,9 @@ def load(name_or_path, compile=False):
     import keras
 
     # Registers the package's serialisable classes before loading.
-    import keras_lnca  # noqa: F401
+    import keras_lnca
+
+    keras_lnca.register()
 
     path = resolve(name_or_path)
     reason = _not_a_keras_file(path)
