@@ -10,6 +10,7 @@ traceback.
 import argparse
 import importlib
 import os
+import signal
 import sys
 
 # Order is the order shown in `lnca --help`.
@@ -74,6 +75,10 @@ def build_parser():
     return parser
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt("terminated")
+
+
 def main(argv=None):
     from keras_lnca.errors import UserError
 
@@ -84,6 +89,8 @@ def main(argv=None):
         return 0
     parser = build_parser()
     args = parser.parse_args(argv)
+    # SIGTERM ends a command like Ctrl-C: temporary files are removed on the way out.
+    signal.signal(signal.SIGTERM, _terminate)
     if args.command not in WITHOUT_KERAS:
         import_keras_quietly()
     try:

@@ -172,7 +172,7 @@ def test_paired_folder_evaluation(tmp_path, capsys):
 def test_evaluate_cli_bad_input(tiny_set, tmp_path, capsys, args, message):
     out = tmp_path / "keep.json"
     out.write_text("previous")
-    code, stdout, err = _run(capsys, "--dataset", tiny_set, *args, "--json", out)
+    code, stdout, err = _run(capsys, "--dataset", tiny_set, *args, "--json", out, "--overwrite")
     assert code == 2
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert out.read_text() == "previous"  # never overwritten on bad input
@@ -186,3 +186,14 @@ def test_evaluate_cli_bad_paths(tiny_set, tmp_path, capsys):
                         "--baseline", "identity", "--json", tmp_path / "no" / "dir" / "r.json")
     assert code == 2 and "no such folder" in err
     assert not (tmp_path / "no").exists()
+
+
+def test_evaluate_json_is_never_overwritten_without_overwrite(tiny_set, tmp_path, capsys):
+    out = tmp_path / "keep.json"
+    out.write_text("previous")
+    args = ["--dataset", tiny_set, "--degradation", "gaussian:25", "--baseline", "identity"]
+    code, _, err = _run(capsys, *args, "--json", out)
+    assert code == 2 and "exists (pass --overwrite" in err and out.read_text() == "previous"
+    code, _, err = _run(capsys, *args, "--json", out, "--overwrite")
+    assert code == 0, err
+    assert json.loads(out.read_text())["results"][0]["method"] == "identity"

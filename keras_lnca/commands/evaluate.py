@@ -51,6 +51,7 @@ def add_parser(subparsers):
                         help="convert images to 1 or 3 channels (default: the models', "
                              "else the files')")
     parser.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     return parser
@@ -67,13 +68,9 @@ def _load_models(args):
     if not (args.preset or args.model):
         return models
     try:
-        import keras
-
-        import keras_lnca
         from keras_lnca import LNCA
     except ImportError as error:
         raise UserError(f"models are not available: {_first_line(error)}") from None
-    del keras_lnca  # imported to register the model classes for load_model
     for name in args.preset:
         try:
             models[f"model:{name}"] = LNCA.from_preset(name)
@@ -81,13 +78,12 @@ def _load_models(args):
             raise
         except Exception as error:
             raise UserError(f"cannot load preset {name!r}: {_first_line(error)}") from None
+    from keras_lnca.models import presets
+
     for path in args.model:
         if not os.path.isfile(path):
             raise UserError(f"no such model file: {path}")
-        try:
-            models[f"model:{Path(path).stem}"] = keras.saving.load_model(path)
-        except Exception as error:
-            raise UserError(f"cannot load model {path}: {_first_line(error)}") from None
+        models[f"model:{Path(path).stem}"] = presets.load(path)
     return models
 
 
@@ -115,6 +111,10 @@ def run(args):
             raise UserError(f"--json {out} is a folder")
         if not out.parent.is_dir():
             raise UserError(f"no such folder for --json: {out.parent}")
+        if out.exists() and not args.overwrite:
+            raise UserError(f"{out} exists (pass --overwrite to replace it)")
+        if not os.access(out.parent, os.W_OK | os.X_OK):
+            raise UserError(f"cannot write {out}: permission denied")
     degradation = parse(args.degradation) if args.degradation is not None else None
     for name in args.baseline:  # check compatibility before loading anything heavy
         evaluation.baseline(name, degradation)

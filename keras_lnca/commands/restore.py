@@ -1,5 +1,6 @@
 """`lnca restore`: restore image files or folders with a preset or a model file."""
 
+import os
 import pathlib
 import sys
 import time
@@ -50,11 +51,12 @@ def _inputs(paths):
 
 
 def _check_outputs(files, targets):
-    from PIL import Image
+    from keras_lnca.data.io import writable_extension
 
     for target in targets:
-        if target.suffix.lower() not in Image.registered_extensions():
-            raise UserError(f"unknown image format for {target} (use .png, .jpg, ...)")
+        writable_extension(target)
+        if target.is_dir():
+            raise UserError(f"{target} is a folder, not an image file")
     seen = {}
     for source, target in zip(files, targets):
         if target in seen:
@@ -62,11 +64,34 @@ def _check_outputs(files, targets):
         seen[target] = source
 
 
-def _input_channels(files):
-    """Reads every input once, so that a bad file fails before any output is written."""
-    from keras_lnca.data.io import read_raw
+def check_writable_folder(folder):
+    """Raises a one-line `UserError` unless files can be created in `folder` (or where it would be made)."""
+    folder = pathlib.Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"cannot write into {folder}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write into {folder}: permission denied")
 
-    return [read_raw(path)[0].shape[-1] for path in files]
+
+def _target_name(source):
+    """Output name in a folder: PNG, or the input's own format where it keeps 16 bits."""
+    suffix = source.suffix.lower()
+    return source.stem + (source.suffix if suffix in (".png", ".tif", ".tiff") else ".png")
+
+
+def _input_channels(files):
+    """Checks every input before any work starts; returns each one's channels.
+
+    Reads headers and checks the compressed data (a truncated or corrupt
+    file fails here, before any output is written), but decodes no pixels:
+    each image is decoded once, when it is restored.
+    """
+    from keras_lnca.data.io import image_info
+
+    return [image_info(path, verify=True)[2] for path in files]
 
 
 def _conversion_note(files, channels, model_channels):
@@ -87,13 +112,16 @@ def _conversion_note(files, channels, model_channels):
 def run(args):
     from tqdm import tqdm
 
-    from keras_lnca.data import load_image
     from keras_lnca.data import save_image
+    from keras_lnca.data.io import convert_channels
+    from keras_lnca.data.io import read_raw
     from keras_lnca.models import presets
     from keras_lnca.models.lnca import LNCA
 
-    if args.steps is not None and args.steps < 0:
-        raise UserError("--steps must be >= 0")
+    from keras_lnca.models.nca_model import MAX_STEPS
+
+    if args.steps is not None and not 0 <= args.steps <= MAX_STEPS:
+        raise UserError(f"--steps must be between 0 and {MAX_STEPS}")
     if args.tile is not None and args.tile < 8:
         raise UserError("--tile must be at least 8 pixels")
     if args.noise_level is not None and not 0 <= args.noise_level <= 255:
@@ -101,12 +129,15 @@ def run(args):
     files = _inputs(args.inputs)
     output = pathlib.Path(args.output)
     single = len(files) == 1 and not pathlib.Path(args.inputs[0]).is_dir() and output.suffix != ""
-    targets = [output] if single else [output / (f.stem + ".png") for f in files]
+    if not single and output.is_file():
+        raise UserError(f"{output} is a file; several inputs need an output folder")
+    targets = [output] if single else [output / _target_name(f) for f in files]
+    _check_outputs(files, targets)
+    check_writable_folder(output.parent if single else output)
     if not args.overwrite:
         existing = [t for t in targets if t.exists()]
         if existing:
             raise UserError(f"{existing[0]} exists (pass --overwrite to replace it)")
-    _check_outputs(files, targets)
     channels = _input_channels(files)
     if args.model or args.preset:
         names = {c: args.model or args.preset for c in set(channels)}
@@ -129,8 +160,9 @@ def run(args):
     for source, target, count in tqdm(list(zip(files, targets, channels)), desc="restoring",
                                       unit="image", disable=len(files) < 2):
         model = models[names[count]]
-        image = load_image(source, channels=model.channels)
-        restored = model.restore(image, steps=args.steps, tile=args.tile)
+        array, scale = read_raw(source)  # each file is decoded once, at its own depth
+        image = convert_channels(array, model.channels)
+        restored = model.restore(image, steps=args.steps, tile=args.tile)  # uint16 stays uint16
         save_image(target, restored)
     seconds = time.perf_counter() - start
     print(f"restored {len(files)} image(s) in {seconds:.1f} s -> {output}")

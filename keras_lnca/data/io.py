@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_lnca.data import _png16
 from keras_lnca.errors import UserError
 
 IMAGE_EXTENSIONS = (
@@ -16,8 +15,59 @@ IMAGE_EXTENSIONS = (
 _LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as Pillow's "L" mode
 
 
+# Decoding limit: images with more pixels than this are refused before any
+# decoding (a small file can claim a huge image). `LNCA_MAX_PIXELS` or
+# `set_max_pixels` change it; 2**28 is 16384 x 16384.
+MAX_PIXELS = int(os.environ.get("LNCA_MAX_PIXELS", 2**28))
+
+
+def set_max_pixels(pixels):
+    """Sets the largest image (in pixels) that the readers decode; returns the old limit."""
+    global MAX_PIXELS
+    pixels = int(pixels)
+    if pixels < 1:
+        raise UserError(f"the pixel limit must be positive, got {pixels}")
+    old, MAX_PIXELS = MAX_PIXELS, pixels
+    return old
+
+
+def _check_pixels(path, width, height):
+    if width * height > MAX_PIXELS:
+        raise UserError(
+            f"{path} is {width}x{height} ({width * height / 1e6:.0f} Mpixels), over the "
+            f"limit of {MAX_PIXELS / 1e6:.0f} Mpixels (set LNCA_MAX_PIXELS to raise it)"
+        )
+
+
+def _deep_colour(image):
+    """Whether Pillow would lose precision on this image (16-bit colour PNG/TIFF)."""
+    if image.format == "PNG" and image.mode in ("RGB", "RGBA"):
+        with open(image.filename, "rb") as f:
+            head = f.read(26)
+        return len(head) == 26 and head[24] == 16  # IHDR bit depth
+    if image.format == "TIFF":
+        bits = image.tag_v2.get(258, (8,))
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        return len(bits) >= 3 and max(bits) > 8
+    return False
+
+
+def _read_deep_colour(path):
+    """A 16-bit colour PNG or TIFF through OpenCV: `H x W x 3|4` uint16, RGB(A)."""
+    import cv2
+
+    data = np.fromfile(path, np.uint8)
+    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise UserError(f"cannot read image {path}: OpenCV could not decode it")
+    if array.ndim == 3:
+        order = [2, 1, 0, 3][: array.shape[-1]] if array.shape[-1] in (3, 4) else None
+        array = array[..., order] if order else array
+    return array
+
+
 def read_raw(path):
-    """Reads an image file without rescaling.
+    """Reads an image file without rescaling, once, within the pixel limit.
 
     Returns:
         `(array, scale)`: an `H x W x C` array (C = 1 or 3, alpha dropped) of
@@ -25,7 +75,8 @@ def read_raw(path):
         (255, 65535 or 1.0).
 
     Raises:
-        UserError: missing, empty, unreadable or corrupt file.
+        UserError: missing, empty, unreadable or corrupt file, or an image
+            over `MAX_PIXELS`.
     """
     from PIL import Image
     from PIL import ImageOps
@@ -36,12 +87,17 @@ def read_raw(path):
     if path.stat().st_size == 0:
         raise UserError(f"empty image file: {path}")
     try:
-        if _png16.is_16bit_colour(path):
-            array, scale = _png16.read(path), 65535
-        else:
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # checked here instead
+        try:
             with Image.open(path) as image:
-                image = ImageOps.exif_transpose(image)
-                array, scale = _decode(image)
+                _check_pixels(path, *image.size)
+                if _deep_colour(image):
+                    array, scale = _read_deep_colour(path), 65535
+                else:
+                    image = ImageOps.exif_transpose(image)
+                    array, scale = _decode(image)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
     except UserError:
         raise
     except Exception as error:  # PIL raises many types for corrupt data
@@ -54,6 +110,43 @@ def read_raw(path):
     if array.size == 0:
         raise UserError(f"empty image: {path}")
     return np.ascontiguousarray(array), scale
+
+
+def image_info(path, verify=False):
+    """`(width, height, channels)` of an image file from its header, without decoding.
+
+    Raises the same one-line `UserError`s as `read_raw` for a missing,
+    empty, unreadable or oversized file; `verify=True` also checks the
+    compressed data (Pillow's `verify`: PNG checksums, truncation).
+    """
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no such image file: {path}")
+    if path.stat().st_size == 0:
+        raise UserError(f"empty image file: {path}")
+    try:
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+                mode = image.mode
+                transparent_palette = mode == "P" and "transparency" in image.info
+                _check_pixels(path, width, height)
+                if width * height == 0:
+                    raise UserError(f"empty image: {path}")
+                if verify:
+                    image.verify()
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+    except UserError:
+        raise
+    except Exception as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserError(f"cannot read image {path}: {reason}") from None
+    gray = mode in ("1", "L", "LA", "I", "F") or mode.startswith("I;16")
+    return width, height, 1 if gray and not transparent_palette else 3
 
 
 def _decode(image):
@@ -149,17 +242,33 @@ def list_images(folder):
     )
 
 
+# Extensions whose files keep 16 bits per channel when written.
+DEEP_EXTENSIONS = (".png", ".tif", ".tiff")
+
+
+def writable_extension(path):
+    """Raises a one-line `UserError` unless an image writer knows `path`'s extension."""
+    from PIL import Image
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in IMAGE_EXTENSIONS or suffix not in Image.registered_extensions():
+        raise UserError(
+            f"unknown image format for {path} (use one of .png, .jpg, .tif, .bmp, .webp)"
+        )
+
+
 def save_image(path, array):
-    """Writes a float image in [0, 1] as an 8-bit file, atomically.
+    """Writes an image atomically: float in [0, 1] as 8-bit, uint16 as 16-bit.
 
     The image is written to a temporary file next to `path`, then moved over
-    it with `os.replace`, so `path` never holds a partial image.
+    it with `os.replace`, so `path` never holds a partial image. uint16
+    arrays keep their depth in PNG and TIFF files (other formats get 8 bits).
 
     Args:
         path: the output file; its extension picks the format (`.png`,
             `.jpg`, ...).
         array: `H x W`, `H x W x 1` or `H x W x 3` floats (clipped to [0, 1]),
-            or a uint8 array.
+            or a uint8 or uint16 array.
 
     Example:
 
@@ -175,12 +284,23 @@ def save_image(path, array):
         array = array[:, :, 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] != 3) or array.size == 0:
         raise UserError(f"cannot save an image of shape {array.shape}")
-    if array.dtype != np.uint8:
+    writable_extension(path)
+    suffix = path.suffix.lower()
+    if array.dtype == np.uint16 and suffix in DEEP_EXTENSIONS:
+        import cv2
+
+        bgr = array[..., ::-1] if array.ndim == 3 else array
+        ok, encoded = cv2.imencode(suffix, np.ascontiguousarray(bgr))
+        if not ok:
+            raise UserError(f"cannot encode a 16-bit image as {suffix}")
+        atomic_write(path, lambda f: f.write(encoded.tobytes()))
+        return
+    if array.dtype == np.uint16:
+        array = np.round(array / 257.0).astype(np.uint8)
+    elif array.dtype != np.uint8:
         array = np.round(np.clip(np.nan_to_num(array.astype(np.float64)), 0.0, 1.0) * 255.0)
         array = array.astype(np.uint8)
-    image_format = Image.registered_extensions().get(path.suffix.lower())
-    if image_format is None:
-        raise UserError(f"unknown image format for {path}")
+    image_format = Image.registered_extensions()[suffix]
     atomic_write(path, lambda f: Image.fromarray(array).save(f, format=image_format))
 
 

@@ -64,7 +64,7 @@ class _Motion:
     kind = "motion"
 
     def __init__(self, size, angle=None):
-        self.size = _common.check_value(size, "motion size", 1.0)
+        self.size = _common.check_value(size, "motion size", 1.0, MAX_MOTION_SIZE)
         self.angle = angle
 
     def spec(self):
@@ -115,6 +115,10 @@ class _KernelSet:
         return blur.tf_kernel_blur(batch, tf.gather(tf.constant(self._stacked), which))
 
 
+# The largest motion-blur kernel (pixels per side) a spec may ask for.
+MAX_MOTION_SIZE = 255
+
+
 def _number(text, what):
     if not _NUMBER.match(text):
         raise UserError(f"{what} {text!r} is not a non-negative number; {GRAMMAR}")
@@ -122,6 +126,8 @@ def _number(text, what):
 
 
 def _level(text, what):
+    if text.startswith("-"):
+        raise UserError(f"{what} {text} is negative; {GRAMMAR}")
     if "-" in text:
         low, _, high = text.partition("-")
         return (_number(low, what), _number(high, what))

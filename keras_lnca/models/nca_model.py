@@ -15,6 +15,32 @@ OUT_OVERFLOW_WEIGHT = 1.0
 HIDDEN_OVERFLOW_WEIGHT = 1.0
 
 
+# The most NCA steps a model (or a model file) may ask for: far beyond any
+# trained rule's useful range, and a bound on how long one restore can run.
+MAX_STEPS = 10_000
+
+
+def _check_steps(name, steps, low=0):
+    """Raises a one-line ValueError unless `steps` is an int in [low, MAX_STEPS]."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+        if not (isinstance(steps, float) and steps.is_integer()):
+            raise ValueError(f"`{name}` must be an integer, got {steps!r}.")
+    if not low <= int(steps) <= MAX_STEPS:
+        raise ValueError(f"`{name}` must be between {low} and {MAX_STEPS}, got {steps}.")
+    return int(steps)
+
+
+def _check_restore_arguments(steps, tile, batch_size, tolerance):
+    if steps is not None:
+        _check_steps("steps", steps)
+    if tile is not None and (isinstance(tile, bool) or not float(tile).is_integer() or tile < 8):
+        raise ValueError(f"`tile` must be an integer of at least 8 pixels, got {tile!r}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+    if tolerance is not None and not (np.isfinite(tolerance) and tolerance >= 0):
+        raise ValueError(f"`tolerance` must be a finite number >= 0, got {tolerance!r}.")
+
+
 def _mse(a, b):
     return ops.mean(ops.square(a - b))
 
@@ -99,9 +125,13 @@ class NCAModel(keras.Model):
             raise ValueError(f"`out_seed` must be 'constant' or 'input', got {out_seed!r}.")
         if channels not in (1, 3):
             raise ValueError(f"`channels` must be 1 or 3, got {channels}.")
+        _check_steps("inference_steps", inference_steps, low=1)
         low, high = (train_steps, train_steps) if np.isscalar(train_steps) else train_steps
-        if not 1 <= low <= high:
-            raise ValueError(f"`train_steps` must be (low, high) with 1 <= low <= high, got {train_steps}.")
+        if not 1 <= low <= high <= MAX_STEPS:
+            raise ValueError(
+                f"`train_steps` must be (low, high) with 1 <= low <= high <= {MAX_STEPS}, "
+                f"got {train_steps}."
+            )
         self.channels = channels
         self.cell_name = cell
         self.hidden_channels = hidden_channels
@@ -181,7 +211,7 @@ class NCAModel(keras.Model):
 
     # A pooled state whose largest absolute value reaches this is dropped
     # from the pool (out lives in [0, 1] and hidden in [-1, 1] when healthy).
-    pool_state_limit = 8.0
+    pool_state_limit = 1000.0
 
     def _pool_variable(self, entry_shape, name):
         # "on_read": under tf.distribute every replica reads and writes its
@@ -533,6 +563,7 @@ class NCAModel(keras.Model):
             A numpy array of the input's shape and dtype family (uint8 in,
             uint8 out; float in, float32 out).
         """
+        _check_restore_arguments(steps, tile, batch_size, tolerance)
         batch, restore_like = image_io.to_batch(image, self.channels, self.grid_factor)
         steps = self.inference_steps if steps is None else int(steps)
         if tile:
