@@ -42,9 +42,84 @@ def data_root():
     return pathlib.Path(os.environ.get("LNCA_DATA", "../shared/data"))
 
 
+def resolve_init(source):
+    """`init_from`: a preset name, or a path relative to the repository (the working folder)."""
+    path = pathlib.Path(source)
+    return path if path.exists() else source
+
+
 def resolve_data(path):
     path = pathlib.Path(path)
     return path if path.is_absolute() or path.exists() else data_root() / path
+
+
+# The keys a recipe may hold, and the type of each (checked before any work).
+RECIPE_KEYS = {
+    "name": str, "description": str, "seed": int, "model": dict, "data": dict,
+    "compile": dict, "phases": list, "evaluate": list, "init_from": str,
+}
+DATA_KEYS = {
+    "train": str, "degradation": str, "crop_size": int, "batch_size": int,
+    "crops_per_image": int, "clip": bool,
+}
+COMPILE_KEYS = {"learning_rate": (int, float), "warmup_steps": int, "metrics": list}
+MODEL_CLASSES = ("LNCA", "PixelNCA")
+
+
+def _check_keys(where, mapping, allowed):
+    unknown = sorted(set(mapping) - set(allowed))
+    if unknown:
+        raise UserError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(allowed))})")
+    for key, value in mapping.items():
+        kind = allowed[key]
+        if isinstance(value, bool) and kind is not bool:
+            ok = False
+        else:
+            ok = isinstance(value, kind)
+        if not ok:
+            names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise UserError(f"{where}: {key!r} must be {names}, got {value!r}")
+
+
+def check_recipe(recipe, where="recipe"):
+    """Checks a recipe's keys, types and values; raises a one-line `UserError`."""
+    import inspect
+
+    if not isinstance(recipe, dict):
+        raise UserError(f"{where} must be a JSON object")
+    missing = [key for key in REQUIRED if key not in recipe]
+    if missing:
+        raise UserError(f"{where} lacks {', '.join(missing)}")
+    _check_keys(where, recipe, RECIPE_KEYS)
+    _check_keys(f"{where}: data", recipe["data"], DATA_KEYS)
+    if "train" not in recipe["data"] or "degradation" not in recipe["data"]:
+        raise UserError(f"{where}: data needs 'train' (a folder) and 'degradation' (a spec)")
+    for key in ("crop_size", "batch_size", "crops_per_image"):
+        if recipe["data"].get(key, 1) < 1:
+            raise UserError(f"{where}: data {key!r} must be >= 1")
+    _check_keys(f"{where}: compile", recipe.get("compile", {}), COMPILE_KEYS)
+    from keras_lnca.degradations import parse
+
+    parse(recipe["data"]["degradation"])
+    model = dict(recipe["model"])
+    model_class = model.pop("class", "LNCA")
+    if model_class not in MODEL_CLASSES:
+        raise UserError(f"{where}: unknown model class {model_class!r} (use {' or '.join(MODEL_CLASSES)})")
+    import keras_lnca as kl
+
+    accepted = set(inspect.signature(getattr(kl, model_class).__init__).parameters) - {"self", "kwargs"}
+    unknown = sorted(set(model) - accepted)
+    if unknown:
+        raise UserError(f"{where}: {model_class} has no argument {unknown[0]!r}")
+    if not recipe["phases"]:
+        raise UserError(f"{where}: 'phases' is empty")
+    for phase in recipe["phases"]:
+        if not isinstance(phase, dict) or phase.get("phase") not in ("autoencoder", "nca"):
+            raise UserError(f"{where}: each phase needs 'phase' (autoencoder|nca) and 'epochs' >= 0")
+        epochs = phase.get("epochs", 0)
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+            raise UserError(f"{where}: phase {phase['phase']!r} 'epochs' must be an integer >= 0, got {epochs!r}")
+    return recipe
 
 
 def load_recipe(path):
@@ -56,13 +131,9 @@ def load_recipe(path):
         recipe = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise UserError(f"{path} is not valid JSON: {error}") from None
-    missing = [key for key in REQUIRED if key not in recipe]
-    if missing:
-        raise UserError(f"{path} lacks {', '.join(missing)}")
-    for phase in recipe["phases"]:
-        if phase.get("phase") not in ("autoencoder", "nca") or int(phase.get("epochs", 0)) < 0:
-            raise UserError(f"{path}: each phase needs 'phase' (autoencoder|nca) and 'epochs' >= 0")
-    return recipe
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"cannot read recipe {path}: {error}") from None
+    return check_recipe(recipe, str(path))
 
 
 def build_model(recipe):
@@ -72,7 +143,41 @@ def build_model(recipe):
     model_class = {"LNCA": kl.LNCA, "PixelNCA": kl.PixelNCA}[config.pop("class", "LNCA")]
     config.setdefault("pool_image_size", recipe["data"].get("crop_size", 32))
     config.setdefault("seed", recipe.get("seed", 0))
-    return model_class(**config)
+    try:
+        return model_class(**config)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"recipe {recipe.get('name', '')!r}: bad model arguments: {error}") from None
+
+
+def initial_weights(model, source, log=print):
+    """Starts a model from the weights of a preset, a `.keras` file or a run folder.
+
+    `source` is a preset name, a `.keras` path, or a run folder (its newest
+    committed checkpoint). The automaton's and the codec's weights are
+    copied, not the sample pool nor the optimizer: the new run has its own
+    schedule. The donor must have the same architecture.
+    """
+    from keras_lnca.models import presets
+
+    path = pathlib.Path(source)
+    if path.is_dir():
+        checkpoints = sorted(path.glob("checkpoint_*.weights.h5"), key=lambda p: p.stat().st_mtime)
+        if not checkpoints:
+            raise UserError(f"init_from {source}: no checkpoint in that folder")
+        donor = type(model).from_config(model.get_config())
+        donor.build()
+        donor.load_weights(checkpoints[-1])
+    else:
+        donor = presets.load(source)
+    pairs = list(zip(donor.nca.weights, model.nca.weights))
+    for name in ("encoder", "decoder"):
+        if hasattr(model, name):
+            pairs += list(zip(getattr(donor, name).weights, getattr(model, name).weights))
+    if not pairs or any(tuple(a.shape) != tuple(b.shape) for a, b in pairs):
+        raise UserError(f"init_from {source}: its weights do not fit this model")
+    for donor_variable, variable in pairs:
+        variable.assign(donor_variable)
+    log(f"initialised {len(pairs)} weight arrays from {source}")
 
 
 def training_data(recipe, epoch=0):
@@ -217,6 +322,9 @@ def train(recipe, run_dir, verbose="auto", log=print, extra_callbacks=()):
     model.build((None, crop, crop, model.channels))  # BackupAndRestore needs a built model
     summary = {"phases": [], "backend": keras.backend.backend()}
     compile_args = dict(recipe.get("compile", {}))
+    fresh = not any(run_dir.glob("after_*.keras")) and not any(run_dir.glob("backup_*"))
+    if recipe.get("init_from") and fresh and not Checkpoint(run_dir, "").progress():
+        initial_weights(model, str(resolve_init(recipe["init_from"])), log=log)
     start = time.time()
     for phase in recipe["phases"]:
         name, epochs = phase["phase"], int(phase["epochs"])

@@ -113,3 +113,48 @@ def test_a_damaged_finished_phase_says_what_to_delete(tmp_path):
     (tmp_path / "run" / "after_nca.keras").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(UserError, match="delete it"):
         training.train(recipe, tmp_path / "run", verbose=0, log=lambda *a: None)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: r["phases"][0].update(epochs="x"), "'epochs' must be an integer"),
+        (lambda r: r["model"].update({"class": "Foo"}), "unknown model class 'Foo'"),
+        (lambda r: r["model"].update(bogus=1), "has no argument 'bogus'"),
+        (lambda r: r["data"].pop("train"), "data needs 'train'"),
+        (lambda r: r.update(phasez=[]), "unknown key 'phasez'"),
+        (lambda r: r["compile"].update(learning_rate="big"), "'learning_rate' must be"),
+        (lambda r: r["data"].update(crop_size=0), "'crop_size' must be >= 1"),
+        (lambda r: r["data"].update(degradation="gaussian:-5"), "negative"),
+        (lambda r: r["model"].update(inference_steps=-3), "inference_steps"),
+    ],
+)
+def test_bad_recipes_fail_in_one_line_before_any_work(tmp_path, capsys, change, message):
+    import json
+
+    from keras_lnca import cli
+
+    recipe = json.loads((REPO / "configs" / "smoke_gray.json").read_text())
+    change(recipe)
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    code = cli.main(["train", "--config", str(path), "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def test_init_from_a_run_copies_its_weights(tmp_path):
+    recipe = _smoke_recipe([{"phase": "nca", "epochs": 1}], autoencoder="space_to_depth",
+                           out_seed="input", cell="conv",
+                           cell_config={"perception_channels": 8, "hidden_units": 16})
+    quiet = dict(verbose=0, log=lambda *a: None)
+    donor, _ = training.train(recipe, tmp_path / "donor", **quiet)
+    model = training.build_model(recipe)
+    model.build()
+    messages = []
+    training.initial_weights(model, str(tmp_path / "donor"), log=messages.append)
+    assert messages and "initialised" in messages[0]
+    for a, b in zip(donor.nca.weights, model.nca.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
