@@ -46,7 +46,10 @@ def import_keras_quietly():
         saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 2)
         try:
-            import keras  # noqa: F401
+            import keras
+
+            # TensorFlow prints its lines when its runtime starts: start it here.
+            keras.ops.convert_to_numpy(keras.ops.zeros((1,)) + 1)
         except Exception:  # noqa: BLE001 - the command's own import reports it
             pass
         finally:

@@ -447,8 +447,8 @@ def evaluate_recipe(model, recipe, limit=None, log=print):
 def demo_metrics(model):
     """The `lnca demo` figures for this model (recorded in the preset card)."""
     from keras_lnca import evaluation
-    from keras_lnca.commands.demo import SIGMA
-    from keras_lnca.commands.demo import demo_image
+    from keras_lnca.samples import DEMO_SIGMA as SIGMA
+    from keras_lnca.samples import demo_image
 
     clean = demo_image(model.channels)
     noisy = clean + np.random.default_rng(0).normal(0, SIGMA / 255, clean.shape).astype("float32")

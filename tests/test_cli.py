@@ -143,7 +143,7 @@ def test_help_and_presets_import_no_backend():
         "import sys\n"
         "sys.argv = ['lnca']\n"
         "from keras_lnca import cli\n"
-        "for argv in (['--help'], ['restore', '--help'], ['train', '--help']):\n"
+        "for argv in (['--help'], ['restore', '--help'], ['train', '--help'], ['demo', '--help']):\n"
         "    try:\n"
         "        cli.main(argv)\n"
         "    except SystemExit:\n"

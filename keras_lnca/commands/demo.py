@@ -1,6 +1,5 @@
 """`lnca demo`: restore an image shipped inside the package with a shipped preset."""
 
-import importlib.resources
 import pathlib
 import time
 
@@ -8,8 +7,9 @@ import numpy as np
 
 from keras_lnca.errors import UserError
 
+from keras_lnca.samples import DEMO_SIGMA as SIGMA
+
 DEFAULT_PRESET = "lnca_denoise_gray_s25"
-SIGMA = 25.0
 
 
 def add_parser(subparsers):
@@ -26,28 +26,20 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def demo_image(channels):
-    from keras_lnca.data import load_image
-
-    path = importlib.resources.files("keras_lnca") / "assets" / "demo_gray.png"
-    return load_image(pathlib.Path(str(path)), channels=channels)
-
-
-def grid_png(path, panels):
-    """Writes the panels side by side (8-bit) with a 4-pixel white gap."""
+def grid_png(path, panels, labels=None, zoom=None):
+    """Writes the labelled panels side by side (8-bit PNG), with an optional zoomed detail."""
+    from keras_lnca import figures
     from keras_lnca.data import save_image
 
-    height = panels[0].shape[0]
-    gap = np.ones((height, 4, panels[0].shape[-1]), "float32")
-    row = [panels[0]]
-    for panel in panels[1:]:
-        row += [gap, panel]
-    save_image(path, np.clip(np.concatenate(row, axis=1), 0, 1))
+    labels = labels or [""] * len(panels)
+    picture = figures.comparison(panels, labels, zoom=zoom)
+    save_image(path, picture.astype(np.uint8))
 
 
 def run(args):
     from keras_lnca import evaluation
     from keras_lnca.models import presets
+    from keras_lnca.samples import demo_image
     from keras_lnca.models.lnca import LNCA
 
     output = pathlib.Path(args.output)
@@ -61,7 +53,15 @@ def run(args):
     seconds = time.perf_counter() - start
     noisy_scores = evaluation.psnr(clean, noisy), evaluation.ssim(clean, noisy)
     restored_scores = evaluation.psnr(clean, restored), evaluation.ssim(clean, restored)
-    grid_png(output, [np.clip(noisy, 0, 1), restored, clean])
+    from keras_lnca import figures
+
+    zoom = figures.smoothest_window(clean, 64)
+    grid_png(
+        output,
+        [np.clip(noisy, 0, 1), restored, clean],
+        [f"noisy {noisy_scores[0]:.2f} dB", f"restored {restored_scores[0]:.2f} dB", "clean"],
+        zoom=zoom,
+    )
     print(f"preset {args.preset}: sigma={SIGMA:g} noise on the embedded {clean.shape[1]}x{clean.shape[0]} image")
     print(f"  noisy     PSNR {noisy_scores[0]:6.2f} dB  SSIM {noisy_scores[1]:.4f}")
     print(f"  restored  PSNR {restored_scores[0]:6.2f} dB  SSIM {restored_scores[1]:.4f}  ({seconds:.2f} s)")
