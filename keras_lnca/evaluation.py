@@ -28,7 +28,7 @@ from keras_lnca.data import evaluation_images
 from keras_lnca.data import is_paired_folder
 from keras_lnca.data import list_images
 from keras_lnca.data import paired_evaluation_images
-from keras_lnca.data._cache import find_pairs
+from keras_lnca.data import find_pairs
 from keras_lnca.data.io import atomic_write
 from keras_lnca.degradations import degrade_for_eval
 from keras_lnca.degradations import parse
@@ -201,14 +201,15 @@ def baseline(name, degradation):
     return _wiener
 
 
-def _count(dataset, paired, limit):
+def count_images(dataset, paired, limit):
+    """How many images an evaluation of `dataset` visits (at most `limit`)."""
     total = len(find_pairs(dataset)) if paired else len(list_images(dataset))
     if total == 0:
         raise UserError(f"no images in {dataset}")
     return total if limit is None else min(total, int(limit))
 
 
-def _samples(dataset, degradation, paired, seed, channels):
+def samples(dataset, degradation, paired, seed, channels):
     """Yields `(file_name, clean, degraded, info)` under the evaluation contract."""
     if paired:
         for i, (name, clean, damaged) in enumerate(paired_evaluation_images(dataset, channels)):
@@ -223,7 +224,8 @@ def _samples(dataset, degradation, paired, seed, channels):
         yield name, clean, damaged, info
 
 
-def _as_image(output, shape, method, name):
+def as_image(output, shape, method, name):
+    """A method's output as a float64 image of `shape`, or a one-line `UserError`."""
     output = np.asarray(output, np.float64)
     if output.shape != shape and output.size == int(np.prod(shape)) and output.ndim == 2:
         output = output.reshape(shape)
@@ -283,18 +285,18 @@ def evaluate(dataset, degradation=None, methods=None, baselines=(), *, seed=0, c
     names = [name for name, _, _ in runners]
     if len(set(names)) != len(names):
         raise UserError(f"duplicate method names: {names}")
-    total = _count(dataset, paired, limit)
+    total = count_images(dataset, paired, limit)
 
     per_image = {name: [] for name in names}
-    samples = itertools.islice(_samples(dataset, degradation, paired, seed, channels), total)
-    bar = tqdm(samples, total=total, unit="image", disable=not progress, leave=False)
+    chosen = itertools.islice(samples(dataset, degradation, paired, seed, channels), total)
+    bar = tqdm(chosen, total=total, unit="image", disable=not progress, leave=False)
     for file_name, clean, degraded, info in bar:
         bar.set_postfix_str(file_name)
         for name, run, clip in runners:
             start = time.perf_counter()
             output = run(degraded, info)
             seconds = time.perf_counter() - start
-            output = _as_image(output, clean.shape, name, file_name)
+            output = as_image(output, clean.shape, name, file_name)
             per_image[name].append({
                 "file": file_name, "psnr": psnr(clean, output, clip), "ssim": ssim(clean, output, clip),
                 "seconds": seconds,

@@ -71,7 +71,7 @@ MIB = float(2**20)
 GIB = float(2**30)
 
 BACKENDS = ("tensorflow", "jax", "torch")
-_BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 # name -> (label, how it is built)
 MODELS = {

@@ -276,9 +276,9 @@ def run(model, dataset, degradation=None, steps=DEFAULT_STEPS, *, seed=0, channe
     from keras_lnca.benchmarks.efficiency import machine_info
     from keras_lnca.data import is_paired_folder
     from keras_lnca.degradations import parse
-    from keras_lnca.evaluation import _as_image
-    from keras_lnca.evaluation import _count
-    from keras_lnca.evaluation import _samples
+    from keras_lnca.evaluation import as_image
+    from keras_lnca.evaluation import count_images
+    from keras_lnca.evaluation import samples
     from keras_lnca.evaluation import psnr
     from keras_lnca.evaluation import ssim
     from keras_lnca.models.nca_model import NCAModel
@@ -297,7 +297,7 @@ def run(model, dataset, degradation=None, steps=DEFAULT_STEPS, *, seed=0, channe
     if int(batch_size) < 1:
         raise UserError(f"batch size must be >= 1, got {batch_size}")
     batch_size = int(batch_size)
-    total = _count(dataset, paired, limit)
+    total = count_images(dataset, paired, limit)
     name = name or f"model:{model.name}"
     nominal = model.inference_steps
 
@@ -310,7 +310,7 @@ def run(model, dataset, degradation=None, steps=DEFAULT_STEPS, *, seed=0, channe
         batch = np.stack([degraded for _, _, degraded in chunk])
         for readout in trajectory(batch, steps):
             for i, (file_name, clean, _) in enumerate(chunk):
-                restored = _as_image(readout["image"][i], clean.shape, name, file_name)
+                restored = as_image(readout["image"][i], clean.shape, name, file_name)
                 change = readout["update_magnitudes"][i]
                 scorable = bool(np.all(np.isfinite(restored)))
                 finite = scorable and math.isfinite(change)
@@ -324,8 +324,8 @@ def run(model, dataset, degradation=None, steps=DEFAULT_STEPS, *, seed=0, channe
                 })
 
     began = time.perf_counter()
-    samples = itertools.islice(_samples(dataset, degradation, paired, seed, channels), total)
-    bar = tqdm(samples, total=total, unit="image", disable=not progress, leave=False)
+    chosen = itertools.islice(samples(dataset, degradation, paired, seed, channels), total)
+    bar = tqdm(chosen, total=total, unit="image", disable=not progress, leave=False)
     chunk = []
     for file_name, clean, degraded, _ in bar:
         bar.set_postfix_str(file_name)

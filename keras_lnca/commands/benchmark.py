@@ -252,7 +252,7 @@ def run_efficiency(args):
     for backend in args.backend or ():
         if backend not in efficiency.BACKENDS:
             raise UserError(f"unknown backend {backend!r}; choose from {', '.join(efficiency.BACKENDS)}")
-        if importlib.util.find_spec(efficiency._BACKEND_MODULES[backend]) is None:
+        if importlib.util.find_spec(efficiency.BACKEND_MODULES[backend]) is None:
             raise UserError(f"backend {backend} is not installed")
     config = efficiency.EfficiencyConfig(
         sizes=tuple(args.sizes),
@@ -362,9 +362,9 @@ def run_quality(args):
     _check_output(args.plot, "--plot", ".png")
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         raise UserError("--plot needs matplotlib (pip install keras-lnca[plot])")
-    from keras_lnca.commands.evaluate import _load_models
+    from keras_lnca.commands.evaluate import load_models
 
-    models = _load_models(argparse.Namespace(preset=[name] if kind == "preset" else [],
+    models = load_models(argparse.Namespace(preset=[name] if kind == "preset" else [],
                                              model=[name] if kind == "model" else []))
     (method, model), = models.items()
     result = quality.run(

@@ -62,7 +62,7 @@ def _first_line(error):
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _load_models(args):
+def load_models(args):
     """`{"model:<name>": model}` for every --preset and --model."""
     models = {}
     if not (args.preset or args.model):
@@ -118,7 +118,7 @@ def run(args):
     degradation = parse(args.degradation) if args.degradation is not None else None
     for name in args.baseline:  # check compatibility before loading anything heavy
         evaluation.baseline(name, degradation)
-    models = _load_models(args)
+    models = load_models(args)
     methods = {
         name: (lambda model: lambda image: model.restore(image, steps=args.steps))(model)
         for name, model in models.items()

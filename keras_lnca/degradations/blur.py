@@ -129,7 +129,7 @@ def _torus(kernel, height, width):
     return out
 
 
-def _convolve(batch, kernels):
+def convolve_array(batch, kernels):
     """numpy core: circular convolution of image `i` with `kernels[i]` (or one kernel)."""
     _, h, w, _ = batch.shape
     tori = np.stack([_torus(np.asarray(k, np.float64), h, w) for k in kernels])
@@ -146,13 +146,13 @@ def _check_kernel(kernel):
     return kernel
 
 
-def _motion(batch, size, angle, rng):
+def motion_array(batch, size, angle, rng):
     """numpy core: returns `(blurred batch, per-image kernels)`."""
     n = batch.shape[0]
     sizes = _common.draw(size, rng, n, integer=True)
     angles = rng.uniform(0.0, 180.0, n) if angle is None else np.full(n, float(angle))
     kernels = [motion_kernel(s, a) for s, a in zip(sizes, angles)]
-    return _convolve(batch, kernels), kernels
+    return convolve_array(batch, kernels), kernels
 
 
 def kernel_blur(x, kernel, *, seed=None):
@@ -177,7 +177,7 @@ def kernel_blur(x, kernel, *, seed=None):
     del seed
     kernel = _check_kernel(kernel)
     batch, shape = _common.as_batch(x)
-    return _convolve(batch, [kernel]).reshape(shape)
+    return convolve_array(batch, [kernel]).reshape(shape)
 
 
 def motion_blur(x, size, angle=None, *, seed=None):
@@ -202,7 +202,7 @@ def motion_blur(x, size, angle=None, *, seed=None):
     """
     _common.check_value(size, "size", 1.0)
     batch, shape = _common.as_batch(x)
-    out, _ = _motion(batch, size, angle, np.random.default_rng(seed))
+    out, _ = motion_array(batch, size, angle, np.random.default_rng(seed))
     return out.reshape(shape)
 
 

@@ -4,9 +4,9 @@ from keras_lnca.degradations import _common
 from keras_lnca.degradations import blur
 from keras_lnca.degradations import noise
 from keras_lnca.degradations.degradation import Degradation
-from keras_lnca.degradations.degradation import _Gaussian
-from keras_lnca.degradations.degradation import _Impulse
-from keras_lnca.degradations.degradation import _Motion
+from keras_lnca.degradations.degradation import GaussianStage
+from keras_lnca.degradations.degradation import ImpulseStage
+from keras_lnca.degradations.degradation import MotionStage
 from keras_lnca.errors import UserError
 
 # The LNCA paper's schedules: impulse p 0.25 -> 0.75, motion-blur size 4 -> 10.
@@ -103,10 +103,10 @@ class Curriculum:
 
     def _stage(self, value):
         if self.kind == "impulse":
-            return _Impulse(value, self.sigma)
+            return ImpulseStage(value, self.sigma)
         if self.kind == "motion":
-            return _Motion(value, self.angle)
-        return _Gaussian(value)
+            return MotionStage(value, self.angle)
+        return GaussianStage(value)
 
     @property
     def kinds(self):

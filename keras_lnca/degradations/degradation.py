@@ -24,7 +24,7 @@ def _format(value):
     return f"{float(value):g}"
 
 
-class _Gaussian:
+class GaussianStage:
     kind = "gaussian"
 
     def __init__(self, sigma):
@@ -34,14 +34,14 @@ class _Gaussian:
         return f"gaussian:{_format(self.sigma)}"
 
     def numpy(self, batch, rng, index):
-        out, sigmas = noise._gaussian(batch, self.sigma, rng)
+        out, sigmas = noise.gaussian_array(batch, self.sigma, rng)
         return out, [{"sigma": float(s)} for s in sigmas]
 
     def tf(self, batch, seed):
         return noise.tf_gaussian_noise(batch, self.sigma, seed=seed)
 
 
-class _Impulse:
+class ImpulseStage:
     kind = "impulse"
 
     def __init__(self, p, sigma=51.0):
@@ -53,14 +53,14 @@ class _Impulse:
         return f"impulse:{_format(self.p)}{suffix}"
 
     def numpy(self, batch, rng, index):
-        out, ps = noise._impulse(batch, self.p, self.sigma, rng)
+        out, ps = noise.impulse_array(batch, self.p, self.sigma, rng)
         return out, [{"p": float(p), "impulse_sigma": self.sigma} for p in ps]
 
     def tf(self, batch, seed):
         return noise.tf_impulse_noise(batch, self.p, self.sigma, seed=seed)
 
 
-class _Motion:
+class MotionStage:
     kind = "motion"
 
     def __init__(self, size, angle=None):
@@ -72,7 +72,7 @@ class _Motion:
         return f"motion:{_format(self.size)}{suffix}"
 
     def numpy(self, batch, rng, index):
-        out, kernels = blur._motion(batch, self.size, self.angle, rng)
+        out, kernels = blur.motion_array(batch, self.size, self.angle, rng)
         return out, [{"kernel": k} for k in kernels]
 
     def tf(self, batch, seed):
@@ -101,7 +101,7 @@ class _KernelSet:
             chosen = [self.kernels[(index + j) % count] for j in range(batch.shape[0])]
         else:
             chosen = [self.kernels[self.index]] * batch.shape[0]
-        return blur._convolve(batch, chosen), [{"kernel": k} for k in chosen]
+        return blur.convolve_array(batch, chosen), [{"kernel": k} for k in chosen]
 
     def tf(self, batch, seed):
         tf = _common.tf_module()
@@ -141,15 +141,15 @@ def _stage(text):
     if name in ("gaussian", "impulse", "motion", "blur") and not args:
         raise UserError(f"{name!r} needs a value; {GRAMMAR}")
     if name == "gaussian" and len(args) == 1:
-        return _Gaussian(_level(args[0], "sigma"))
+        return GaussianStage(_level(args[0], "sigma"))
     if name == "impulse" and len(args) <= 2:
         p = _level(args[0], "p")
         sigma = _number(args[1], "sigma") if len(args) == 2 else 51.0
-        return _Impulse(p, sigma)
+        return ImpulseStage(p, sigma)
     if name == "motion" and len(args) <= 2:
         size = _level(args[0], "size")
         angle = _number(args[1], "angle") if len(args) == 2 else None
-        return _Motion(size, angle)
+        return MotionStage(size, angle)
     if name == "blur" and len(args) <= 2:
         index = None
         if len(args) == 2:

@@ -11,7 +11,7 @@ import numpy as np
 from keras_lnca.degradations import _common
 
 
-def _gaussian(batch, sigma, rng):
+def gaussian_array(batch, sigma, rng):
     """numpy core: returns `(noisy batch, per-image sigmas)`."""
     n = batch.shape[0]
     sigmas = _common.draw(sigma, rng, n)
@@ -19,7 +19,7 @@ def _gaussian(batch, sigma, rng):
     return (batch + noise).astype(batch.dtype, copy=False), sigmas
 
 
-def _impulse(batch, p, sigma, rng):
+def impulse_array(batch, p, sigma, rng):
     """numpy core: returns `(corrupted batch, per-image probabilities)`."""
     n, h, w, _ = batch.shape
     ps = _common.draw(p, rng, n)
@@ -56,7 +56,7 @@ def gaussian_noise(x, sigma, *, seed=None):
     """
     _common.check_value(sigma, "sigma")
     batch, shape = _common.as_batch(x)
-    out, _ = _gaussian(batch, sigma, np.random.default_rng(seed))
+    out, _ = gaussian_array(batch, sigma, np.random.default_rng(seed))
     return out.reshape(shape)
 
 
@@ -89,7 +89,7 @@ def impulse_noise(x, p, sigma=51.0, *, seed=None):
     _common.check_value(p, "p", 0.0, 1.0)
     _common.check_value(sigma, "sigma")
     batch, shape = _common.as_batch(x)
-    out, _ = _impulse(batch, p, float(sigma), np.random.default_rng(seed))
+    out, _ = impulse_array(batch, p, float(sigma), np.random.default_rng(seed))
     return out.reshape(shape)
 
 

@@ -5,17 +5,15 @@ from keras_lnca.layers import DepthToSpace
 from keras_lnca.layers import LatentDecoder
 from keras_lnca.layers import LatentEncoder
 from keras_lnca.layers import SpaceToDepth
-from keras_lnca.models.nca_model import LATENT_WEIGHT
-from keras_lnca.models.nca_model import PIXEL_WEIGHT
 from keras_lnca.models.nca_model import NCAModel
-from keras_lnca.models.nca_model import _mse
-
-# Autoencoder-phase loss weights of the paper's official code.
-RECONSTRUCTION_WEIGHT = 100.0
-TRIPLET_WEIGHT = 10.0
-TRIPLET_MARGIN = 1.0
-TASK_WEIGHT = 10.0
-SWAP_WEIGHT = 100.0
+from keras_lnca.training.losses import LATENT_WEIGHT
+from keras_lnca.training.losses import RECONSTRUCTION_WEIGHT
+from keras_lnca.training.losses import SWAP_WEIGHT
+from keras_lnca.training.losses import TASK_WEIGHT
+from keras_lnca.training.losses import TRIPLET_MARGIN
+from keras_lnca.training.losses import TRIPLET_WEIGHT
+from keras_lnca.training.losses import mse
+from keras_lnca.training.losses import per_sample_distance
 
 
 @keras.saving.register_keras_serializable(package="keras_lnca")
@@ -243,13 +241,11 @@ class LNCA(NCAModel):
     def _phase_losses(self, outputs):
         if self.phase == "nca":
             losses = self._nca_losses(outputs)
-            losses["latent_loss"] = (LATENT_WEIGHT, _mse(outputs["out"], outputs["out_target"]))
+            losses["latent_loss"] = (LATENT_WEIGHT, mse(outputs["out"], outputs["out_target"]))
             return losses
         clean, degraded = outputs["target"], outputs["degraded"]
 
-        def distance(a, b):
-            return ops.mean(ops.square(a - b), axis=(1, 2, 3))
-
+        distance = per_sample_distance
         triplet = ops.mean(
             ops.maximum(
                 distance(outputs["z_clean"], outputs["z_degraded"])
@@ -262,18 +258,18 @@ class LNCA(NCAModel):
         return {
             "reconstruction_loss": (
                 RECONSTRUCTION_WEIGHT,
-                0.5 * (_mse(outputs["restored"], clean) + _mse(outputs["rec_degraded"], degraded)),
+                0.5 * (mse(outputs["restored"], clean) + mse(outputs["rec_degraded"], degraded)),
             ),
             "triplet_loss": (TRIPLET_WEIGHT, triplet),
             "task_loss": (
                 TASK_WEIGHT,
-                _mse(outputs["rec_degraded"] * changed, degraded * changed),
+                mse(outputs["rec_degraded"] * changed, degraded * changed),
             ),
             "swap_loss": (
                 SWAP_WEIGHT,
-                _mse(outputs["skip_clean"], outputs["skip_degraded"])
-                + _mse(outputs["swap_degraded"], degraded)
-                + _mse(outputs["swap_clean"], clean),
+                mse(outputs["skip_clean"], outputs["skip_degraded"])
+                + mse(outputs["swap_degraded"], degraded)
+                + mse(outputs["swap_clean"], clean),
             ),
         }
 

@@ -7,12 +7,12 @@ from keras_lnca import image_io
 from keras_lnca.layers import NCA
 from keras_lnca.layers import get_cell
 from keras_lnca.optimizers import NormalizedAdam
+from keras_lnca.training.losses import HIDDEN_OVERFLOW_WEIGHT
+from keras_lnca.training.losses import OUT_OVERFLOW_WEIGHT
+from keras_lnca.training.losses import PIXEL_WEIGHT
+from keras_lnca.training.losses import mse
+from keras_lnca.training.losses import overflow
 
-# Loss weights of the paper's official code.
-PIXEL_WEIGHT = 100.0
-LATENT_WEIGHT = 100.0
-OUT_OVERFLOW_WEIGHT = 1.0
-HIDDEN_OVERFLOW_WEIGHT = 1.0
 
 
 # The most NCA steps a model (or a model file) may ask for: far beyond any
@@ -39,14 +39,6 @@ def _check_restore_arguments(steps, tile, batch_size, tolerance):
         raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
     if tolerance is not None and not (np.isfinite(tolerance) and tolerance >= 0):
         raise ValueError(f"`tolerance` must be a finite number >= 0, got {tolerance!r}.")
-
-
-def _mse(a, b):
-    return ops.mean(ops.square(a - b))
-
-
-def _overflow(x, low, high):
-    return ops.mean(ops.abs(x - ops.clip(x, low, high)))
 
 
 class _FunctionCache:
@@ -354,9 +346,9 @@ class NCAModel(keras.Model):
     # ------------------------------------------------------------------
     def _nca_losses(self, outputs):
         losses = {
-            "pixel_loss": (PIXEL_WEIGHT, _mse(outputs["restored"], outputs["target"])),
-            "out_overflow": (OUT_OVERFLOW_WEIGHT, _overflow(outputs["out"], 0.0, 1.0)),
-            "hidden_overflow": (HIDDEN_OVERFLOW_WEIGHT, _overflow(outputs["hidden"], -1.0, 1.0)),
+            "pixel_loss": (PIXEL_WEIGHT, mse(outputs["restored"], outputs["target"])),
+            "out_overflow": (OUT_OVERFLOW_WEIGHT, overflow(outputs["out"], 0.0, 1.0)),
+            "hidden_overflow": (HIDDEN_OVERFLOW_WEIGHT, overflow(outputs["hidden"], -1.0, 1.0)),
         }
         return losses
 
@@ -375,7 +367,7 @@ class NCAModel(keras.Model):
                 self._loss_trackers[name].update_state(value)
                 total = total + weight * value
             return backend_utils.scale_loss_for_replicas(total)
-        return backend_utils.scale_loss_for_replicas(PIXEL_WEIGHT * _mse(y_pred, y))
+        return backend_utils.scale_loss_for_replicas(PIXEL_WEIGHT * mse(y_pred, y))
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         # Keras builds the metrics on the first batch before any train_step.
