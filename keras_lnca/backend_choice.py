@@ -3,9 +3,10 @@
 Keras defaults to TensorFlow. A user who installed only `keras-lnca[jax]` or
 `[torch]` would otherwise get `ModuleNotFoundError: tensorflow` from the first
 import. When nothing chose a backend (no `KERAS_BACKEND`, no `backend` in
-`~/.keras/keras.json`) and TensorFlow is not installed, the first installed
-backend among JAX and PyTorch is used, and one line on stderr says so. An
-explicit choice is never overridden.
+`~/.keras/keras.json`, which Keras itself writes with "tensorflow" on first
+import) and that backend is not installed, the first installed backend among
+JAX and PyTorch is used, and one line on stderr says so. `KERAS_BACKEND` is
+never overridden.
 """
 
 import importlib.util
@@ -15,15 +16,13 @@ import pathlib
 import sys
 
 FALLBACKS = ("jax", "torch")
+MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "numpy"}
 
 
-def _configured_backend():
-    if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
+def _keras_json_backend():
     home = os.environ.get("KERAS_HOME") or pathlib.Path.home() / ".keras"
-    config = pathlib.Path(home) / "keras.json"
     try:
-        return json.loads(config.read_text()).get("backend")
+        return json.loads((pathlib.Path(home) / "keras.json").read_text()).get("backend")
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -40,13 +39,16 @@ def choose_backend(log=None):
 
     Returns the backend chosen here, or None when the choice was left to Keras.
     """
-    if "keras" in sys.modules or _configured_backend() or _installed("tensorflow"):
+    if "keras" in sys.modules or os.environ.get("KERAS_BACKEND"):
+        return None
+    configured = _keras_json_backend() or "tensorflow"
+    if _installed(MODULES.get(configured, configured)):
         return None
     for backend in FALLBACKS:
         if _installed(backend):
             os.environ["KERAS_BACKEND"] = backend
             message = (
-                f"keras-lnca: TensorFlow is not installed; using KERAS_BACKEND={backend} "
+                f"keras-lnca: {configured} is not installed; using KERAS_BACKEND={backend} "
                 "(set KERAS_BACKEND to choose)"
             )
             (log or (lambda text: print(text, file=sys.stderr)))(message)
