@@ -79,6 +79,11 @@ MODELS = {
         "LNCA-NAFCA", "kl.LNCA(): NAFCA cell, 4x smaller latent grid, 16 latent + 32 hidden channels"
     ),
     "lnca_vitca": ("LNCA-ViTCA", 'kl.LNCA(cell="vitca"): ViTCA cell on the latent grid'),
+    "lnca_conv": (
+        "LNCA-Conv",
+        'kl.LNCA(cell="conv", autoencoder="space_to_depth"): the shipped presets\' ConvCell '
+        "(full 3x3 perception of the whole state to 64 channels, 128-unit MLP; 16 hidden channels)",
+    ),
     "pixel_vitca": (
         "ViTCA", 'kl.PixelNCA(cell="vitca"): embed 128, 4 heads, MLP 64, depth 1, hidden 32'
     ),
@@ -87,7 +92,7 @@ MODELS = {
     ),
 }
 BASELINE = "pixel_vitca"
-LNCA_MODELS = ("lnca_nafca", "lnca_vitca")
+LNCA_MODELS = ("lnca_nafca", "lnca_vitca", "lnca_conv")
 
 DEFAULT_SIZES = (32, 64, 128, 256, 512, 1024, 2048)
 
@@ -138,6 +143,11 @@ def build_model(name, channels=3, steps=64, train_steps=(8, 32), seed=0, jax_cac
         model = kl.LNCA(**common)
     elif name == "lnca_vitca":
         model = kl.LNCA(cell="vitca", **common)
+    elif name == "lnca_conv":
+        model = kl.LNCA(
+            cell="conv", autoencoder="space_to_depth", out_seed="input", hidden_channels=16,
+            cell_config=dict(perception_channels=64, hidden_units=128), **common,
+        )
     elif name == "pixel_vitca":
         # The ViTCA paper's configuration, spelled out.
         vitca = dict(embed_dim=128, heads=4, mlp_dim=64, depth=1)
