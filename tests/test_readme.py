@@ -111,7 +111,7 @@ COVERAGE = [
      ["test:test_distributed.py::test_example_trains_with_mirrored_strategy_on_an_image_folder"]),
 ]
 PYTHON_BLOCKS = {   # a marker of each python block -> the test that executes it
-    "model = kl.LNCA(channels=1)": "test_readme_api_block_runs",
+    "pairs = kl.data.FolderPyDataset(photos": "test_readme_api_block_runs",
     "model.fit(photos": "test_readme_finetune_block_runs",
     "kl.export.export_tflite(": "test_readme_export_block_runs",
 }
@@ -186,7 +186,7 @@ def run_block(text, namespace, monkeypatch, substitutions=((r"epochs=\d+", "epoc
 
 def write_crops(folder, count=8, size=48):
     """`count` gray crops of the shipped demo image."""
-    from keras_lnca.commands.demo import demo_image
+    from keras_lnca.samples import demo_image
 
     folder.mkdir(parents=True)
     clean = demo_image(1)[..., 0]
@@ -201,24 +201,18 @@ def write_crops(folder, count=8, size=48):
 
 @ONCE
 def test_readme_api_block_runs(tmp_path, monkeypatch):
-    """The API block, with the names it leaves to the reader defined. (Both phases of `fit` on
-    every backend: tests/test_models.py; fine-tuning a preset: tests/test_finetune.py.)"""
-    write_crops(tmp_path / "crops")
+    """The API block exactly as written, in a folder that has `my_photos/`. (Both phases of
+    `fit` on every backend: tests/test_models.py; fine-tuning a preset: tests/test_finetune.py.)"""
+    write_crops(tmp_path / "my_photos")
     monkeypatch.chdir(tmp_path)
-    rng = np.random.default_rng(0)
-    namespace = {
-        "pairs": kl.data.FolderPyDataset(tmp_path / "crops", "gaussian:25", crop_size=32,
-                                         batch_size=4, channels=1, seed=0),
-        "noisy": rng.random((1, 38, 45, 1)).astype("float32"),     # any H x W
-        "image": Image.fromarray((rng.random((30, 28)) * 255).astype("uint8")),
-    }
-    run_block(python_block("model = kl.LNCA(channels=1)"), namespace, monkeypatch)
+    namespace = {}
+    exec(compile(python_block("pairs = kl.data.FolderPyDataset(photos"), "README.md", "exec"), namespace)
     assert isinstance(namespace["restored"], np.ndarray)
-    assert namespace["restored"].shape[:2] == (30, 28)
+    assert namespace["restored"].shape == namespace["image"].shape
     assert (tmp_path / "denoiser.keras").stat().st_size > 0
     saved = keras.saving.load_model(tmp_path / "denoiser.keras")
-    assert saved.phase == "nca" and saved.train_steps == TINY["train_steps"]
-    assert isinstance(namespace["model"], LNCA) and namespace["model"].phase == "nca"
+    assert saved.phase == "nca" and saved.train_steps == (4, 8)
+    assert isinstance(namespace["model"], LNCA)
 
 
 def test_readme_data_snippets(tmp_path):
