@@ -33,3 +33,35 @@ def test_preset_loads_and_denoises(name):
     assert restored.shape == clean.shape and np.isfinite(restored).all()
     gain = kl.evaluation.psnr(clean, restored) - kl.evaluation.psnr(clean, noisy, clip=False)
     assert gain > 4.0, f"{name}: {gain:.2f} dB over the noisy crop"
+
+
+@pytest.mark.parametrize("name", kl.presets.list())
+def test_card_figures_are_what_lnca_evaluate_prints(name, capsys, tmp_path):
+    """The card's per-image figures, re-measured by `lnca evaluate` on the first two images."""
+    import json
+
+    from keras_lnca import cli
+
+    card = kl.presets.metadata(name)
+    checked = 0
+    for item in card["metrics"]:
+        own = next(r for r in item["results"] if r["method"] == f"model:{name}")
+        if "per_image" not in own:
+            continue
+        folder = data_dir() / item["dataset"]
+        if not folder.is_dir():
+            pytest.skip(f"needs {item['dataset']} under $LNCA_DATA")
+        out = tmp_path / f"{checked}.json"
+        code = cli.main(["evaluate", "--preset", name, "--dataset", str(folder), "--degradation",
+                         item["degradation"], "--limit", "2", "--quiet", "--json", str(out)])
+        assert code == 0, capsys.readouterr().err
+        printed = capsys.readouterr().out
+        measured = json.loads(out.read_text())["results"][0]
+        for recorded, now in zip(own["per_image"][:2], measured["per_image"]):
+            assert recorded["file"] == now["file"]
+            assert abs(recorded["psnr"] - now["psnr"]) <= 0.05, (name, recorded, now)
+        assert f"{measured['psnr']:.2f}" in printed
+        checked += 1
+        break  # one dataset per preset keeps CI short
+    if not checked:
+        pytest.skip(f"{name}'s card predates per-image figures")

@@ -436,7 +436,11 @@ def evaluate_recipe(model, recipe, limit=None, log=print):
                 "degradation": item["degradation"],
                 "num_images": result["num_images"],
                 "results": [
-                    {k: r[k] for k in ("method", "psnr", "ssim", "seconds_per_image")}
+                    {
+                        **{k: r[k] for k in ("method", "psnr", "ssim", "seconds_per_image")},
+                        # Per-image figures of the model itself: a check re-measures a few.
+                        **({"per_image": r["per_image"]} if r["method"].startswith("model:") else {}),
+                    }
                     for r in result["results"]
                 ],
             }
