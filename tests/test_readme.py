@@ -80,7 +80,7 @@ def readme_command(prefix):
 # Each README command (a regular expression) and what runs it: `test:FILE::FUNCTION` or
 # `ci:TEXT` (a line of .ci/run containing TEXT).
 COVERAGE = [
-    (r"pip install torch==2\.13\.0", ["ci:pip install -q \"torch==2.13.0\""]),
+    (r"pip install torch==2\.13\.0( --index-url \S+)?", ["ci:pip install -q \"torch==2.13.0\""]),
     (r"pip install -e \"\.\[all,test\]\"", ["ci:-e \".[all,test,notebooks]\"",
                                             "test:test_readme.py::test_every_readme_command_is_covered"]),
     (r"pip install keras-lnca\[\w+\]",
@@ -91,7 +91,7 @@ COVERAGE = [
     (r"python -m pytest -q -rs tests", ["ci:python -m pytest -q -rs -p no:cacheprovider tests"]),
     (r"bash \.ci/run", ["ci:KERAS_BACKEND=$backend python -m pytest"]),
     (r"KERAS_BACKEND=(tensorflow|jax|torch)", ["ci:for backend in tensorflow jax torch"]),
-    (r"lnca restore IN \[IN \.\.\.\] -o OUT --preset NAME \[--steps N\] \[--tile PX\]",
+    (r"lnca restore IN \[IN \.\.\.\] -o OUT \[--preset NAME\] \[--steps N\] \[--tile PX\]",
      ["test:test_readme.py::test_readme_restore_and_evaluate_synopsis",
       "test:test_cli.py::test_restore_files_and_folders"]),
     (r"lnca evaluate \[--preset NAME\|--model FILE\] --dataset DIR --degradation SPEC "
@@ -109,6 +109,13 @@ COVERAGE = [
      ["test:test_distributed.py::test_example_trains_with_jax_data_parallel"]),
     (r"KERAS_BACKEND=tensorflow python examples/distributed_training\.py --cpu-devices 2",
      ["test:test_distributed.py::test_example_trains_with_mirrored_strategy_on_an_image_folder"]),
+]
+COVERAGE += [
+    (r"lnca presets", ["test:test_cli.py::test_presets_lists_every_shipped_preset"]),
+    (r"lnca restore", ["test:test_cli.py::test_restore_without_preset_keeps_colour_and_gray"]),
+    (r"lnca evaluate --json",
+     ["test:test_evaluation.py::test_evaluate_json_is_never_overwritten_without_overwrite"]),
+    (r"lnca train", ["test:test_cli.py::test_train_writes_preset_and_card"]),
 ]
 PYTHON_BLOCKS = {   # a marker of each python block -> the test that executes it
     "pairs = kl.data.FolderPyDataset(photos": "test_readme_api_block_runs",
