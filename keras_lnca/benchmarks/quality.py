@@ -106,11 +106,8 @@ def parse_steps(text):
 
 
 def _start(model, images):
-    from keras_lnca import backend_utils
-
-    padded = backend_utils.pad_to_multiple(images, model.grid_factor)
-    context, grid = model.encode(padded, training=False)
-    outputs = {"state": model.seed_state(grid)}
+    state, context = model.initial_state(images)
+    outputs = {"state": state}
     if context is not None:
         outputs["context"] = context
     return outputs
@@ -121,8 +118,8 @@ def _advance(steps):
     from keras import ops
 
     def advance(model, state):
-        state = model.nca(state, steps=steps - 1, training=False)
-        new = model.nca(state, steps=1, training=False)
+        state = model.run(state, steps - 1)
+        new = model.run(state, 1)
         change = ops.mean(ops.abs(new - state), axis=(1, 2, 3))
         return {"state": new, "change": change}
 
@@ -130,8 +127,7 @@ def _advance(steps):
 
 
 def _finish(model, inputs):
-    _, out, _ = model.split_state(inputs["state"])
-    return model.decode(out, inputs.get("context"), training=False)
+    return model.readout(inputs["state"], inputs.get("context"))
 
 
 def _stage(model, function, name):

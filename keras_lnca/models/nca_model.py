@@ -267,18 +267,36 @@ class NCAModel(keras.Model):
     # Early-stop tolerance of `predict` (None: always run `inference_steps`).
     inference_tolerance = None
 
+    # ------------------------------------------------------------------
+    # Inference stages (public: the quality benchmark reads them one by one).
+    # ------------------------------------------------------------------
+    def initial_state(self, images):
+        """`(state, context)`: images padded to the cell size, encoded and seeded.
+
+        `context` is what `readout` needs besides the state (the learned
+        codec's skip), or None.
+        """
+        padded = backend_utils.pad_to_multiple(images, self.grid_factor)
+        context, grid = self.encode(padded, training=False)
+        return self.seed_state(grid), context
+
+    def run(self, state, steps, tolerance=None, unroll=False):
+        """Advances a cell state by `steps` deterministic NCA steps."""
+        return self.nca(state, steps=steps, training=False, tolerance=tolerance, unroll=unroll)
+
+    def readout(self, state, context=None):
+        """Decodes a state's out channels to an image (padded size, not clipped)."""
+        _, out, _ = self.split_state(state)
+        return self.decode(out, context, training=False)
+
     def _restore_tensor(self, images, steps=None, tolerance=None, unroll=False):
         """The deterministic inference pipeline, for any height and width."""
         self._check_images(images)
         steps = self.inference_steps if steps is None else int(steps)
         height, width = ops.shape(images)[1], ops.shape(images)[2]
-        padded = backend_utils.pad_to_multiple(images, self.grid_factor)
-        context, grid = self.encode(padded, training=False)
-        state = self.nca(
-            self.seed_state(grid), steps=steps, training=False, tolerance=tolerance, unroll=unroll
-        )
-        _, out, _ = self.split_state(state)
-        restored = self.decode(out, context, training=False)
+        state, context = self.initial_state(images)
+        state = self.run(state, steps, tolerance=tolerance, unroll=unroll)
+        restored = self.readout(state, context)
         return ops.clip(restored[:, :height, :width, :], 0.0, 1.0)
 
     def _training_outputs(self, degraded, clean):
