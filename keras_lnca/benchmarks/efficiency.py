@@ -353,7 +353,8 @@ def count_flops(model, height, width, steps=None, batch=1):
     nca = steps * grid_h * grid_w * per_cell
     codec = 2 * height * width * model.channels  # clip
     encoder = getattr(model, "encoder", None)
-    if encoder is not None:
+    if encoder is not None and getattr(model, "autoencoder", "learned") == "learned":
+        # (A space-to-depth codec only moves pixels: no FLOPs.)
         h, w = padded_h, padded_w
         for chain in (encoder.main_blocks, encoder.pass_blocks):
             h, w = padded_h, padded_w
