@@ -204,27 +204,17 @@ def count_params(model):
 # FLOPs (analytic)
 # =========================================================================
 
-# Operations per element of the elementwise layers.
-_LAYER_NORM = 7  # mean, centre, square + sum, scale, affine (mul + add)
-_BATCH_NORM = 2  # inference: a folded scale and shift
-_SOFTMAX = 4  # max-subtract, exp, sum, divide
-_ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 3, "swish": 4, "silu": 4, "gelu": 5}
+# Operations per element of a BatchNorm at inference: a folded scale and shift.
+# (The cells' own costs, layer norms included, are in `NCACell.flops_per_cell`.)
+_BATCH_NORM = 2
 
 
 def _activation_cost(activation):
     # By name: `keras.activations.serialize` would import TensorFlow.
+    from keras_lnca.layers.nca_cell import activation_cost
+
     name = activation if isinstance(activation, str) else getattr(activation, "__name__", None)
-    try:
-        return _ACTIVATIONS[name]
-    except KeyError:
-        raise ValueError(f"No FLOP cost for activation {activation!r}.") from None
-
-
-def _dense_flops(layer):
-    """FLOPs of a Dense layer for one position."""
-    fan_in, units = (int(d) for d in layer.kernel.shape)
-    bias = units if layer.use_bias else 0
-    return 2 * fan_in * units + bias + _activation_cost(layer.activation) * units
+    return activation_cost(name)
 
 
 def _conv_flops(layer, height, width):
@@ -256,62 +246,16 @@ def _adj_conv_flops(block, height, width):
 def cell_flops(cell):
     """FLOPs of one NCA step of `cell`, per cell (grid position).
 
+    Every cell reports its own cost (`NCACell.flops_per_cell`), so a new cell
+    needs no edit here.
+
     Args:
-        cell: a built `NAFCACell`, `ViTCACell` or `SobelCell`.
+        cell: a built `NCACell`.
 
     Returns:
         int.
     """
-    from keras_lnca.layers import NAFCACell
-    from keras_lnca.layers import SobelCell
-    from keras_lnca.layers import ViTCACell
-
-    if hasattr(cell, "flops_per_cell"):  # a cell that reports its own cost
-        return int(cell.flops_per_cell())
-    width = cell.state_channels
-    update = cell.update_channels  # the residual `state + update`
-    if isinstance(cell, NAFCACell):
-        embed = cell.embed_dim
-        ffn = int(cell.ffn_in.kernel.shape[1])
-        spatial, _, _ = _conv_flops(cell.spatial_gate, 1, 1)
-        return (
-            3 * _LAYER_NORM * width  # norm1, norm2, norm3
-            + _dense_flops(cell.expand)
-            + 5 * embed  # grouped 1x1 conv (scale + bias, 2 outputs each) and its SimpleGate
-            + spatial  # 3x3 conv to one channel
-            + embed  # x * spatial gate
-            + _dense_flops(cell.project)
-            + 2 * width  # y = state + x * beta
-            + _dense_flops(cell.ffn_in)
-            + ffn // 2  # SimpleGate
-            + _dense_flops(cell.ffn_out)
-            + 2 * width  # y + x * gamma
-            + _dense_flops(cell.head)
-            + update
-        )
-    if isinstance(cell, ViTCACell):
-        embed, heads, neighbours = cell.embed_dim, cell.heads, 9
-        total = _dense_flops(cell.embed) + (embed if cell.positional_encoding else 0)
-        for block in cell.blocks:
-            total += (
-                _LAYER_NORM * embed
-                + _dense_flops(block["qkv"])
-                + neighbours * 2 * embed  # q . k per head (E multiply-adds per neighbour)
-                + neighbours * heads * (1 + _SOFTMAX)  # scale, softmax over the 9 neighbours
-                + neighbours * 2 * embed  # weighted sum of the values
-                + _dense_flops(block["attn_out"])
-                + embed  # residual
-                + _LAYER_NORM * embed
-                + _dense_flops(block["mlp_in"])
-                + _dense_flops(block["mlp_out"])
-                + embed  # residual
-            )
-        return total + _LAYER_NORM * embed + _dense_flops(cell.head) + update
-    if isinstance(cell, SobelCell):
-        kernel = np.asarray(cell._perception_kernel)
-        perception = 2 * int(np.prod(kernel.shape))  # depthwise 3x3, multiplier 3
-        return perception + _dense_flops(cell.hidden) + _dense_flops(cell.head) + update
-    raise ValueError(f"No FLOP formula for cell {type(cell).__name__}.")
+    return int(cell.flops_per_cell())
 
 
 def count_flops(model, height, width, steps=None, batch=1):

@@ -2,6 +2,7 @@ import keras
 from keras import ops
 
 from keras_lnca.layers.nca_cell import NCACell
+from keras_lnca.layers.nca_cell import activation_cost
 
 
 @keras.saving.register_keras_serializable(package="keras_lnca")
@@ -120,8 +121,6 @@ class ConvCell(NCACell):
 
     def flops_per_cell(self):
         """FLOPs of one step per cell (a multiply-add is 2 FLOPs)."""
-        from keras_lnca.layers.nca_cell import activation_cost
-
         act = activation_cost(self.activation)
         taps = self.kernel_size**2 * self.state_channels
         total = len(self.perception) * self.perception_channels * (2 * taps + 1 + act)

@@ -1,7 +1,9 @@
 import keras
 from keras import ops
 
+from keras_lnca.layers.nca_cell import LAYER_NORM_COST
 from keras_lnca.layers.nca_cell import NCACell
+from keras_lnca.layers.nca_cell import dense_flops
 
 
 @keras.saving.register_keras_serializable(package="keras_lnca")
@@ -130,6 +132,25 @@ class NAFCACell(NCACell):
         x = self.ffn_out(self.simple_gate(self.ffn_in(self.norm2(y))))
         x = y + self._dropout(x, training) * self.gamma
         return self.head(self.norm3(x))
+
+    def flops_per_cell(self):
+        width, embed = self.state_channels, self.embed_dim
+        ffn = int(self.ffn_in.kernel.shape[1])
+        return (
+            3 * LAYER_NORM_COST * width  # norm1, norm2, norm3
+            + dense_flops(self.expand)
+            + 5 * embed  # grouped 1x1 conv (scale + bias, 2 outputs each) and its SimpleGate
+            + dense_flops(self.spatial_gate)  # 3x3 conv to one channel
+            + embed  # x * spatial gate
+            + dense_flops(self.project)
+            + 2 * width  # y = state + x * beta
+            + dense_flops(self.ffn_in)
+            + ffn // 2  # SimpleGate
+            + dense_flops(self.ffn_out)
+            + 2 * width  # y + x * gamma
+            + dense_flops(self.head)
+            + self.update_channels  # the residual
+        )
 
     def get_config(self):
         config = super().get_config()

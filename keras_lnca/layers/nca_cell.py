@@ -67,6 +67,16 @@ class NCACell(keras.layers.Layer):
         """Perceive the neighbourhood and return the update of out + hidden."""
         return self.update(self.perceive(state), training=training)
 
+    def flops_per_cell(self):
+        """FLOPs of one step per cell (grid position); a multiply-add is 2 FLOPs.
+
+        Counted analytically: dense and convolution kernels as multiply-adds,
+        biases, activations, normalisations and gates per element (see
+        `ACTIVATION_COSTS`, `LAYER_NORM_COST`), and the residual add. The
+        efficiency benchmark reads it, so a new cell reports its own cost.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not count its FLOPs")
+
     def call(self, state, update_mask=None, training=None):
         update = self.compute_update(state, training=training)
         if update_mask is not None:
@@ -84,6 +94,10 @@ class NCACell(keras.layers.Layer):
         return config
 
 
+# FLOPs per element of a layer normalisation: mean, centre, square + sum, scale, affine.
+LAYER_NORM_COST = 7
+SOFTMAX_COST = 4  # max-subtract, exp, sum, divide
+
 # FLOPs per element of the activations the cells use (for `flops_per_cell`).
 ACTIVATION_COSTS = {None: 0, "linear": 0, "relu": 1, "sigmoid": 3, "swish": 4, "silu": 4, "gelu": 5}
 
@@ -94,3 +108,14 @@ def activation_cost(activation):
         return ACTIVATION_COSTS[activation]
     except KeyError:
         raise ValueError(f"No FLOP cost for activation {activation!r}.") from None
+
+
+def dense_flops(layer):
+    """FLOPs of a Dense layer (or a 1x1 convolution) at one position."""
+    fan_in, units = (int(d) for d in layer.kernel.shape[-2:])
+    kernel_taps = 1
+    for d in layer.kernel.shape[:-2]:
+        kernel_taps *= int(d)
+    bias = units if layer.use_bias else 0
+    name = getattr(layer.activation, "__name__", layer.activation)
+    return 2 * kernel_taps * fan_in * units + bias + activation_cost(name) * units

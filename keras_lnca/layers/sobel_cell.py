@@ -3,6 +3,7 @@ import numpy as np
 from keras import ops
 
 from keras_lnca.layers.nca_cell import NCACell
+from keras_lnca.layers.nca_cell import dense_flops
 
 _IDENTITY = np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]], "float32")
 _SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], "float32") / 8.0
@@ -56,6 +57,10 @@ class SobelCell(NCACell):
         kernel = ops.cast(ops.convert_to_tensor(self._perception_kernel), state.dtype)
         perception = ops.depthwise_conv(state, kernel, strides=1, padding="same")
         return self.head(self.hidden(perception))
+
+    def flops_per_cell(self):
+        perception = 2 * int(np.prod(np.asarray(self._perception_kernel).shape))  # depthwise 3x3, x3
+        return perception + dense_flops(self.hidden) + dense_flops(self.head) + self.update_channels
 
     def get_config(self):
         config = super().get_config()

@@ -4,7 +4,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_lnca.layers.nca_cell import LAYER_NORM_COST
+from keras_lnca.layers.nca_cell import SOFTMAX_COST
 from keras_lnca.layers.nca_cell import NCACell
+from keras_lnca.layers.nca_cell import dense_flops
 
 
 def _neighbours(x):
@@ -164,6 +167,25 @@ class ViTCACell(NCACell):
             x = x + self._local_attention(block, block["norm_attn"](x), training)
             x = x + self._dropout(block["mlp_out"](block["mlp_in"](block["norm_mlp"](x))), training)
         return self.head(self.norm_head(x))
+
+    def flops_per_cell(self):
+        embed, heads, neighbours = self.embed_dim, self.heads, 9
+        total = dense_flops(self.embed) + (embed if self.positional_encoding else 0)
+        for block in self.blocks:
+            total += (
+                LAYER_NORM_COST * embed
+                + dense_flops(block["qkv"])
+                + neighbours * 2 * embed  # q . k per head (E multiply-adds per neighbour)
+                + neighbours * heads * (1 + SOFTMAX_COST)  # scale, softmax over the 9 neighbours
+                + neighbours * 2 * embed  # weighted sum of the values
+                + dense_flops(block["attn_out"])
+                + embed  # residual
+                + LAYER_NORM_COST * embed
+                + dense_flops(block["mlp_in"])
+                + dense_flops(block["mlp_out"])
+                + embed  # residual
+            )
+        return total + LAYER_NORM_COST * embed + dense_flops(self.head) + self.update_channels
 
     def get_config(self):
         config = super().get_config()
