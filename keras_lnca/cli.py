@@ -17,6 +17,9 @@ import sys
 COMMANDS = ("demo", "restore", "presets", "evaluate", "train", "benchmark", "export")
 # Commands that read only files and never need Keras.
 WITHOUT_KERAS = ("presets",)
+# Commands that start TensorFlow whatever the backend (the seed of every
+# framework, TensorBoard, export): its start-up lines are muted up front.
+WITH_TENSORFLOW = ("train", "export", "benchmark")
 
 TOUR = """lnca: Latent Neural Cellular Automata for image restoration.
 
@@ -30,15 +33,21 @@ TOUR = """lnca: Latent Neural Cellular Automata for image restoration.
 `lnca COMMAND --help` tells more about each command."""
 
 
-def import_keras_quietly():
+def import_keras_quietly(also_tensorflow=False):
     """Imports Keras (and its backend) with the backend's start-up log lines muted.
 
     TensorFlow's C++ start-up lines (oneDNN, CPU features, absl) go straight
     to the stderr file descriptor and ignore `TF_CPP_MIN_LOG_LEVEL`, so the
     descriptor is pointed at /dev/null for the import only. Returns the
-    backend's name.
+    backend's name. `also_tensorflow` starts TensorFlow too, when installed,
+    for commands that use it under any backend.
     """
-    if "keras" not in sys.modules:
+    import importlib.util
+
+    wanted = ["keras"] + (["tensorflow"] if also_tensorflow else [])
+    if also_tensorflow and importlib.util.find_spec("tensorflow") is None:
+        wanted.remove("tensorflow")
+    if any(name not in sys.modules for name in wanted):
         from keras_lnca.backend_choice import choose_backend
 
         choose_backend()
@@ -50,6 +59,10 @@ def import_keras_quietly():
 
             # TensorFlow prints its lines when its runtime starts: start it here.
             keras.ops.convert_to_numpy(keras.ops.zeros((1,)) + 1)
+            if "tensorflow" in wanted:
+                import tensorflow as tf
+
+                tf.constant(0.0).numpy()
         except Exception:  # noqa: BLE001 - the command's own import reports it
             pass
         finally:
@@ -95,7 +108,7 @@ def main(argv=None):
     # SIGTERM ends a command like Ctrl-C: temporary files are removed on the way out.
     signal.signal(signal.SIGTERM, _terminate)
     if args.command not in WITHOUT_KERAS:
-        import_keras_quietly()
+        import_keras_quietly(also_tensorflow=args.command in WITH_TENSORFLOW)
     try:
         return int(args.func(args) or 0)
     except UserError as error:

@@ -315,9 +315,12 @@ def train(recipe, run_dir, verbose="auto", log=print, extra_callbacks=()):
     from keras_lnca.data.io import atomic_path
 
     run_dir = pathlib.Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(recipe.get("seed", 0))
     model = build_model(recipe)
+    folder = resolve_data(recipe["data"]["train"])
+    if not folder.is_dir():
+        raise UserError(f"no such training folder: {folder} (relative paths are under $LNCA_DATA)")
+    run_dir.mkdir(parents=True, exist_ok=True)  # only once the recipe is known to be sound
     crop = recipe["data"].get("crop_size", 32)
     model.build((None, crop, crop, model.channels))  # BackupAndRestore needs a built model
     summary = {"phases": [], "backend": keras.backend.backend()}
