@@ -116,7 +116,7 @@ def replica_pools(model):
     if BACKEND != "tensorflow" or model.pool_size == 0:
         return {}
     pools = {}
-    for variable in model._pool_variables():
+    for variable in model.pool_variables():
         local_values = model.distribute_strategy.experimental_local_results(variable.value)
         for r, local in enumerate(local_values):
             pools[f"replica{r}/{variable.name}"] = local.numpy()

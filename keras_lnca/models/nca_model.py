@@ -636,7 +636,8 @@ class NCAModel(keras.Model):
     # for an exact resume); `.keras` files otherwise carry an empty pool.
     save_pool = False
 
-    def _pool_variables(self):
+    def pool_variables(self):
+        """The sample pool's variables (images, targets, states, filled), or []."""
         if self.pool_size <= 0 or not self.built:
             return []
         return [self.pool_images, self.pool_targets, self.pool_states, self.pool_filled]
@@ -654,7 +655,7 @@ class NCAModel(keras.Model):
         for i, state in enumerate(self._seed_states()):
             store[f"seed_{i}"] = state
         if self.save_pool:
-            for i, variable in enumerate(self._pool_variables()):
+            for i, variable in enumerate(self.pool_variables()):
                 store[f"{i}"] = variable
 
     def load_own_variables(self, store):
@@ -662,7 +663,7 @@ class NCAModel(keras.Model):
         for i, state in enumerate(self._seed_states()):
             if f"seed_{i}" in keys:
                 state.assign(store[f"seed_{i}"])
-        variables = self._pool_variables()
+        variables = self.pool_variables()
         if all(f"{i}" in keys for i in range(len(variables))):
             for i, variable in enumerate(variables):
                 variable.assign(store[f"{i}"])

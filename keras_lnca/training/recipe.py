@@ -16,9 +16,12 @@ A recipe is a JSON file (see `configs/`):
 ```
 
 Relative data paths are resolved against `$LNCA_DATA` (default
-`../shared/data`). Each phase is one `fit` with `BackupAndRestore`, so a
-killed run resumes where it stopped; a finished phase is saved as
-`after_<phase>.keras` in the run folder and skipped on restart. The data
+`../shared/data`). Each phase is one `fit` that writes a `Checkpoint` at
+every epoch's end, so a run killed at any moment resumes exactly from its
+last complete epoch; a finished phase is saved as `after_<phase>.keras` in
+the run folder and skipped on restart. `init_from` starts the model from a
+preset or another run. The recipe is checked (keys, types, model
+arguments, data folder) before anything is written. The data
 pipeline is the numpy `FolderPyDataset` (every backend, no TensorFlow
 needed), seeded by the recipe's seed and the epoch, so a resumed run sees
 the same batches as an uninterrupted one.
@@ -161,7 +164,7 @@ def initial_weights(model, source, log=print):
 
     path = pathlib.Path(source)
     if path.is_dir():
-        checkpoints = sorted(path.glob("checkpoint_*.weights.h5"), key=lambda p: p.stat().st_mtime)
+        checkpoints = sorted(path.glob("*.weights.h5"), key=lambda p: p.stat().st_mtime)
         if not checkpoints:
             raise UserError(f"init_from {source}: no checkpoint in that folder")
         donor = type(model).from_config(model.get_config())
@@ -212,23 +215,29 @@ class _SyncDataEpoch:
 
 
 class Checkpoint:
-    """A small, committable checkpoint of one phase: weights, optimizer, progress.
+    """The checkpoint of one phase, written at every epoch's end.
 
-    `checkpoint_<phase>.weights.h5` (model weights and seed states, no sample
-    pool), `checkpoint_<phase>.optimizer.npz` (every optimizer variable, the
-    step counter included, so the learning-rate schedule continues) and
-    `progress.json` (epochs done and seconds spent per phase, over all runs).
-    Each file is written to a temporary name and renamed. A run whose
-    `BackupAndRestore` folder is gone (a fresh clone) resumes from here: the
-    same epochs, crops and noise follow; only the pool starts empty.
+    Three files per epoch, `<phase>.e<epoch>.weights.h5` (model weights and
+    seed states), `.optimizer.npz` (every optimizer variable, the step
+    counter included, so the learning-rate schedule continues) and
+    `.pool.npz` (the sample pool), then `progress.json`, which names them and
+    records the epochs done and the seconds spent per phase over all runs.
+    Every file is written to a temporary name and renamed, and
+    `progress.json` is written last: a run killed at any moment resumes from
+    the last complete epoch, exactly (same weights, optimizer, pool, seeds,
+    and the epoch-seeded data that follows). Files of older epochs are then
+    removed.
+
+    The weights, optimizer and progress are small and committed under
+    `runs/`; the pool (megabytes) is not, so a fresh clone resumes with an
+    empty pool.
     """
 
     def __init__(self, run_dir, phase):
         self.run_dir = pathlib.Path(run_dir)
         self.phase = phase
-        self.weights = self.run_dir / f"checkpoint_{phase}.weights.h5"
-        self.optimizer = self.run_dir / f"checkpoint_{phase}.optimizer.npz"
         self.progress_file = self.run_dir / "progress.json"
+        self.pool_restored = False
 
     def progress(self):
         if not self.progress_file.exists():
@@ -241,45 +250,91 @@ class Checkpoint:
     def phase_progress(self):
         return self.progress().get(self.phase, {"epochs": 0, "seconds": 0.0})
 
+    def files(self, epochs=None):
+        """`{"weights", "optimizer", "pool"}` paths of the checkpoint after `epochs` epochs
+        (default: the one `progress.json` names)."""
+        if epochs is None:
+            named = self.phase_progress().get("files")
+            if named:
+                return {kind: self.run_dir / name for kind, name in named.items()}
+            # Runs checkpointed before the files were named per epoch.
+            stem = f"checkpoint_{self.phase}"
+            return {"weights": self.run_dir / f"{stem}.weights.h5",
+                    "optimizer": self.run_dir / f"{stem}.optimizer.npz",
+                    "pool": self.run_dir / f"{stem}.pool.npz"}
+        stem = f"{self.phase}.e{int(epochs):04d}"
+        return {"weights": self.run_dir / f"{stem}.weights.h5",
+                "optimizer": self.run_dir / f"{stem}.optimizer.npz",
+                "pool": self.run_dir / f"{stem}.pool.npz"}
+
     def save(self, model, epochs, seconds):
         from keras_lnca.data.io import atomic_path
 
+        files = self.files(epochs)
         saved_pool, model.save_pool = model.save_pool, False
         try:
-            with atomic_path(self.weights) as temporary:
+            with atomic_path(files["weights"]) as temporary:
                 model.save_weights(temporary)
         finally:
             model.save_pool = saved_pool
-        with atomic_path(self.optimizer) as temporary:
+        with atomic_path(files["optimizer"]) as temporary:
             with open(temporary, "wb") as f:
                 np.savez(f, *[np.asarray(v) for v in model.optimizer.variables])
+        pool = model.pool_variables()
+        if pool:
+            with atomic_path(files["pool"]) as temporary:
+                with open(temporary, "wb") as f:
+                    np.savez(f, *[np.asarray(v) for v in pool])
         progress = self.progress()
-        progress[self.phase] = {"epochs": int(epochs), "seconds": round(float(seconds), 1)}
+        progress[self.phase] = {
+            "epochs": int(epochs),
+            "seconds": round(float(seconds), 1),
+            "files": {kind: path.name for kind, path in files.items() if kind != "pool" or pool},
+        }
         text = json.dumps(progress, indent=2) + "\n"
-        with atomic_path(self.progress_file) as temporary:
+        with atomic_path(self.progress_file) as temporary:  # the commit point
             temporary.write_text(text)
+        self._remove_stale(files)
+
+    def _remove_stale(self, keep):
+        keep = {path.name for path in keep.values()}
+        for pattern in (f"{self.phase}.e*.*", f"checkpoint_{self.phase}.*"):
+            for path in self.run_dir.glob(pattern):
+                if path.name not in keep and not path.name.startswith("."):
+                    path.unlink(missing_ok=True)
 
     def restore(self, model):
-        """Loads weights and optimizer state; returns the epochs already done."""
+        """Loads the last complete epoch's state; returns the epochs already done."""
         done = self.phase_progress()["epochs"]
-        if not done or not (self.weights.exists() and self.optimizer.exists()):
+        files = self.files()
+        if not done or not (files["weights"].exists() and files["optimizer"].exists()):
             return 0
         try:
             model.optimizer.build(model.trainable_variables)
-            model.load_weights(self.weights)
-            with np.load(self.optimizer) as arrays:
-                values = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+            model.load_weights(files["weights"])
+            values = _load_arrays(files["optimizer"])
+            pool_file = files.get("pool")
+            pool = _load_arrays(pool_file) if pool_file is not None and pool_file.exists() else None
         except Exception as error:  # a damaged file: say what to delete
             raise UserError(
-                f"cannot resume from {self.weights.name} ({type(error).__name__}); "
-                f"delete {self.weights} and {self.optimizer} to retrain phase {self.phase}"
+                f"cannot resume from {files['weights'].name} ({type(error).__name__}); "
+                f"delete {self.progress_file} to retrain the run"
             ) from None
         variables = model.optimizer.variables
         if len(values) != len(variables):
-            raise UserError(f"{self.optimizer} does not match this model; delete it to retrain")
+            raise UserError(f"{files['optimizer']} does not match this model; delete it to retrain")
         for variable, value in zip(variables, values):
             variable.assign(value)
+        if pool is not None and len(pool) == len(model.pool_variables()):
+            for variable, value in zip(model.pool_variables(), pool):
+                variable.assign(value)
+        self.pool_restored = pool is not None
         return done
+
+
+def _load_arrays(path):
+    with np.load(path) as arrays:
+        return [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
 
 
 def _checkpoint_callback(checkpoint, seconds_before):
@@ -322,10 +377,10 @@ def train(recipe, run_dir, verbose="auto", log=print, extra_callbacks=()):
         raise UserError(f"no such training folder: {folder} (relative paths are under $LNCA_DATA)")
     run_dir.mkdir(parents=True, exist_ok=True)  # only once the recipe is known to be sound
     crop = recipe["data"].get("crop_size", 32)
-    model.build((None, crop, crop, model.channels))  # BackupAndRestore needs a built model
+    model.build((None, crop, crop, model.channels))
     summary = {"phases": [], "backend": keras.backend.backend()}
     compile_args = dict(recipe.get("compile", {}))
-    fresh = not any(run_dir.glob("after_*.keras")) and not any(run_dir.glob("backup_*"))
+    fresh = not any(run_dir.glob("after_*.keras"))
     if recipe.get("init_from") and fresh and not Checkpoint(run_dir, "").progress():
         initial_weights(model, str(resolve_init(recipe["init_from"])), log=log)
     start = time.time()
@@ -338,19 +393,17 @@ def train(recipe, run_dir, verbose="auto", log=print, extra_callbacks=()):
             model = _load_finished_phase(done, name)
         else:
             dataset = training_data(recipe)
-            model.save_pool = True  # BackupAndRestore keeps the pool, for an exact resume
             model.set_phase(name)
             total_steps = max(1, epochs * len(dataset))
             warmup = int(compile_args.get("warmup_steps", 0))
             model.compile(decay_steps=max(1, total_steps - warmup), **compile_args)
-            backup = run_dir / f"backup_{name}"
-            initial_epoch = 0 if backup.exists() else checkpoint.restore(model)
+            initial_epoch = checkpoint.restore(model)
             if initial_epoch:
-                log(f"phase {name}: resuming from {checkpoint.weights.name} after epoch {initial_epoch}")
+                pool = "" if checkpoint.pool_restored else " (its sample pool starts empty)"
+                log(f"phase {name}: resuming after epoch {initial_epoch}{pool}")
             seconds_before = checkpoint.phase_progress()["seconds"]
             callbacks = [
                 _SyncDataEpoch(dataset),
-                keras.callbacks.BackupAndRestore(str(backup)),
                 _checkpoint_callback(checkpoint, seconds_before),
                 ProfilerCallback(batch_size=dataset.batch_size),
                 keras.callbacks.CSVLogger(str(run_dir / f"log_{name}.csv"), append=True),
@@ -373,9 +426,6 @@ def train(recipe, run_dir, verbose="auto", log=print, extra_callbacks=()):
                 callbacks=callbacks,
                 shuffle=False,
             )
-            # BackupAndRestore leaves the epoch it resumed from on the model,
-            # and Keras' fit would start the next phase there too.
-            model._initial_epoch = None
             model.save_pool = False  # the next phase starts with a fresh pool
             with atomic_path(done) as temporary:
                 model.save(temporary)
