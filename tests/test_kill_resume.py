@@ -19,6 +19,8 @@ import pytest
 from conftest import REPO
 from conftest import data_dir
 
+import keras_lnca  # noqa: F401  (registers the model classes for load_model)
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(keras.backend.backend() != "jax",
@@ -60,7 +62,7 @@ def test_sigkill_at_ten_points_resumes_to_the_same_weights(tmp_path):
                                    stderr=subprocess.PIPE, text=True)
         try:
             # Ten kills at moments drawn over the run; then it may finish.
-            process.wait(timeout=rng.uniform(0.35, 1.0) * duration if kills < 10 else 600)
+            process.wait(timeout=rng.uniform(0.3, 0.7) * duration if kills < 10 else 600)
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGKILL)
             process.wait()
