@@ -65,9 +65,10 @@ def test_cli_large_in_fresh_subprocesses(tmp_path, capsys):
             assert point["restore_memory_mb"] == pytest.approx(
                 point["peak_memory_mb"] - point["baseline_memory_mb"], abs=0.2)
     assert (untiled["size"], untiled["tile"], untiled["windows"]) == (64, None, 1)
-    # 16 steps x radius 1 x 4 pixels per cell + the codec's radius (78 > 64):
-    # every window is the whole 128x128 image (one shape, one compilation).
-    margin = 16 * 4 + 14
+    # 16 steps x radius 1 x 4 pixels per cell + the codec's radius.
+    import keras_lnca as kl
+
+    margin = kl.LNCA.from_preset(large.DEFAULT_PRESET).receptive_radius(16)
     assert tiled["margin"] == margin
     expected = len(tiling.tile_windows(128, 64, margin, 4)) ** 2
     assert (tiled["size"], tiled["tile"], tiled["windows"]) == (128, 64, expected) and expected == 4

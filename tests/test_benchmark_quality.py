@@ -74,22 +74,23 @@ def test_cli_quality_outputs(tiny_dataset, tmp_path, preset, capsys):
     out = tmp_path / "quality.json"
     markdown = tmp_path / "quality.md"
     png = tmp_path / "quality.png"
+    n = preset.inference_steps  # the preset's nominal step count
     status = cli.main([
         "benchmark", "quality", "--preset", PRESET, "--dataset", str(tiny_dataset),
-        "--degradation", "gaussian:25", "--steps", "64,4,68", "--json", str(out),
+        "--degradation", "gaussian:25", "--steps", f"{n},4,{n + 4}", "--json", str(out),
         "--markdown", str(markdown), "--plot", str(png), "--batch-size", "3", "--quiet",
     ])
     assert status == 0
     printed = capsys.readouterr().out
-    assert "noisy input" in printed and "64 (nominal)" in printed
+    assert "noisy input" in printed and f"{n} (nominal)" in printed
 
     result = json.loads(out.read_text())
     for key in RESULT_KEYS:
         assert key in result, key
-    assert result["steps"] == [4, 64, 68] and result["nominal_steps"] == 64
+    assert result["steps"] == [4, n, n + 4] and result["nominal_steps"] == n
     assert result["num_images"] == 3 and result["backend"] == keras.backend.backend()
     assert result["batch_size"] == 3 and "--batch-size 3" in result["command"]
-    assert [p["steps"] for p in result["points"]] == [4, 64, 68]
+    assert [p["steps"] for p in result["points"]] == [4, n, n + 4]
     for point in result["points"]:
         for key in POINT_KEYS:
             assert key in point, key
@@ -97,9 +98,9 @@ def test_cli_quality_outputs(tiny_dataset, tmp_path, preset, capsys):
         assert point["update_magnitude"] > 0
 
     # The same noisy images and scores as `lnca evaluate` (identity = noisy row;
-    # the model at 64 steps, one image at a time = the nominal row, batched).
+    # the model at its nominal steps, one image at a time = the nominal row, batched).
     reference = evaluation.evaluate(
-        str(tiny_dataset), "gaussian:25", {"model": lambda x: preset.restore(x, steps=64)},
+        str(tiny_dataset), "gaussian:25", {"model": lambda x: preset.restore(x, steps=n)},
         ["identity"], channels=1, progress=False,
     )
     model_row, identity_row = reference["results"]
@@ -111,7 +112,7 @@ def test_cli_quality_outputs(tiny_dataset, tmp_path, preset, capsys):
     assert nominal["delta_psnr"] == 0.0
     longest = result["points"][2]
     assert longest["delta_psnr"] == pytest.approx(longest["psnr"] - nominal["psnr"])
-    assert result["stability"]["steps"] == 68 and result["stability"]["finite"] is True
+    assert result["stability"]["steps"] == n + 4 and result["stability"]["finite"] is True
     assert result["stability"]["delta_psnr"] == pytest.approx(longest["delta_psnr"])
     # Four steps are far from converged: the restoration is worse and moves more.
     assert result["points"][0]["psnr"] < nominal["psnr"]
@@ -119,7 +120,7 @@ def test_cli_quality_outputs(tiny_dataset, tmp_path, preset, capsys):
 
     text = markdown.read_text()
     assert "lnca benchmark quality --preset" in text
-    assert "| noisy input |" in text and "| 64 (nominal) |" in text
+    assert "| noisy input |" in text and f"| {n} (nominal) |" in text
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -24,7 +24,7 @@ def demo_asset():
     return kl.data.load_image(pathlib.Path(str(path)), channels=1)
 
 
-def write_crops(folder, size=48):
+def write_crops(folder, size=64):
     """Four `size` x `size` 8-bit crops of the shipped demo image."""
     folder.mkdir()
     clean = demo_asset()
@@ -54,11 +54,11 @@ def test_fine_tune_preset_on_a_folder(tmp_path):
     model = kl.LNCA.from_preset(PRESET)
     model.compile(learning_rate=1e-4, decay_steps=100)     # the README's fine-tuning settings
     model.set_phase("nca")
-    # The preset trains with (8, 32) unrolled steps; compiling that graph takes one to two
-    # minutes on a CPU (checked by hand on all three backends). The unroll length is not
-    # what this test is about, so it trains with a short one.
+    # The preset trains with up to 16 unrolled steps; compiling that graph takes a while on a
+    # CPU. The unroll length is not what this test is about, so it trains with a short one.
     model.train_steps = (2, 4)
-    data = kl.data.FolderPyDataset(folder, "gaussian:25", crop_size=32, batch_size=2, channels=1,
+    crop = model.pool_image_size  # the preset's training crop: its pool holds these
+    data = kl.data.FolderPyDataset(folder, "gaussian:25", crop_size=crop, batch_size=2, channels=1,
                                    seed=0)
     assert len(data) == 2
 
@@ -73,7 +73,7 @@ def test_fine_tune_preset_on_a_folder(tmp_path):
     changed = [not np.array_equal(b, a)
                for b, a in zip(nca_before, snapshot(model.nca.trainable_variables))]
     assert all(changed), f"{changed.count(False)} of {len(changed)} NCA variables did not move"
-    # The 32 x 32 training crops went through the sample pool.
+    # The training crops went through the sample pool.
     assert float(np.sum(keras.ops.convert_to_numpy(model.pool_filled))) > 0
 
     # A small learning rate keeps the preset a denoiser, and the result saves and reloads.

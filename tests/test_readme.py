@@ -238,7 +238,7 @@ def test_readme_data_snippets(tmp_path):
 @ONCE
 def test_readme_finetune_block_runs(tmp_path, monkeypatch):
     """Fine-tuning the preset on a folder (every backend: tests/test_finetune.py)."""
-    write_crops(tmp_path / "my_photos")
+    write_crops(tmp_path / "my_photos", size=64)
     monkeypatch.chdir(tmp_path)
     block = python_block("model.fit(photos")
     folder = re.search(r'FolderPyDataset\("([^"]+)"', block).group(1)
@@ -252,7 +252,7 @@ def test_readme_finetune_block_runs(tmp_path, monkeypatch):
     argv = shlex.split(follow_up.group(1))[1:]
     argv[argv.index("IN")], argv[argv.index("OUT")] = "my_photos/crop_0.png", "restored.png"
     assert cli.main(argv) == 0
-    assert Image.open(tmp_path / "restored.png").size == (48, 48)
+    assert Image.open(tmp_path / "restored.png").size == (64, 64)
 
 
 @ONCE
