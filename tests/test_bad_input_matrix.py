@@ -211,3 +211,34 @@ def test_bad_input_fails_in_one_line(world, case):
     assert "Traceback" not in err, err
     assert err.count("\n") == 1 and err.startswith(f"lnca {argv[0]}: error: "), err
     assert snapshot(world / "out") == before, f"{case}: the output folder changed"
+
+
+def test_sigterm_during_a_multi_file_restore_leaves_no_partial_file(tmp_path):
+    """SIGTERM is handled like Ctrl-C: the file being written is removed, the finished ones
+    are whole, and the command says it was interrupted."""
+    import signal
+    import time
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(300):
+        Image.fromarray((rng.random((96, 96)) * 255).astype("uint8")).save(folder / f"{i:03d}.png")
+    out = tmp_path / "out"
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2")
+    command = [sys.executable, "-c", "import sys; from keras_lnca.cli import main; sys.exit(main())",
+               "restore", str(folder), "-o", str(out)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (out.exists() and len(list(out.glob("*.png"))) >= 3):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    written = sorted(out.glob("*.png"))
+    assert 3 <= len(written) < 300, len(written)
+    assert process.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == "lnca restore: interrupted"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], list(out.iterdir())
+    for path in written:  # every file that exists is a whole image
+        with Image.open(path) as image:
+            image.load()

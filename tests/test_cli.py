@@ -49,6 +49,10 @@ def test_train_resumes_finished_phases(smoke_model, capsys):
                            "--run-dir", run_dir, "-o", smoke_model.parent / "again", "--no-eval")
     assert code == 0
     assert "already trained" in out
+    # The card of a run that only re-saves still describes its phases.
+    card = json.loads((smoke_model.parent / "again" / "smoke_gray.json").read_text())
+    assert [p["phase"] for p in card["training"]["phases"]] == ["autoencoder", "nca"]
+    assert all(p["epochs"] > 0 and p["steps"] > 0 for p in card["training"]["phases"])
 
 
 def test_restore_files_and_folders(smoke_model, tmp_path, capsys):
