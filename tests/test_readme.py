@@ -114,6 +114,8 @@ COVERAGE += [
     (r"lnca evaluate --json",
      ["test:test_evaluation.py::test_evaluate_json_is_never_overwritten_without_overwrite"]),
     (r"lnca train", ["test:test_cli.py::test_train_writes_preset_and_card"]),
+    (r"lnca evaluate", ["test:test_evaluation.py::test_evaluate_cli_writes_json"]),
+    (r"python examples/compare_presets\.py", ["test:test_readme.py::test_compare_presets_example"]),
 ]
 PYTHON_BLOCKS = {   # a marker of each python block -> the test that executes it
     "pairs = kl.data.FolderPyDataset(photos": "test_readme_api_block_runs",
@@ -318,3 +320,18 @@ def test_readme_learning_script_smoke(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "on jax" in result.stdout
     assert re.search(r"BSD68 \(first 1\), sigma=25: noisy [\d.]+ dB -> restored [\d.]+ dB", result.stdout)
+
+
+@ONCE
+def test_compare_presets_example(tmp_path, capsys):
+    """examples/compare_presets.py: labelled panels of each preset and a zoomed row."""
+    spec = importlib.util.spec_from_file_location("compare_presets", REPO / "examples" / "compare_presets.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    out = tmp_path / "cmp.png"
+    example.main(["--presets", f"lnca_paper_gray_s25,{PRESET}", "-o", str(out)])
+    printed = capsys.readouterr().out
+    assert "lnca_paper_gray_s25:" in printed and f"{PRESET}:" in printed
+    with Image.open(out) as image:
+        assert image.size[0] == 4 * 256 + 3 * 4  # noisy, two presets, clean
+        assert image.size[1] > 256 + 64 * 3
