@@ -66,6 +66,31 @@ def _read_deep_colour(path):
     return array
 
 
+@contextlib.contextmanager
+def _open_image(path):
+    """Opens an image file with Pillow (header only), turning every failure into a one-line
+    `UserError`; Pillow's own bomb check is lifted, `_check_pixels` applies ours instead."""
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no such image file: {path}")
+    if path.stat().st_size == 0:
+        raise UserError(f"empty image file: {path}")
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with Image.open(path) as image:
+            _check_pixels(path, *image.size)
+            yield image
+    except UserError:
+        raise
+    except Exception as error:  # PIL raises many types for corrupt data
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserError(f"cannot read image {path}: {reason}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
 def read_raw(path):
     """Reads an image file without rescaling, once, within the pixel limit.
 
@@ -78,31 +103,13 @@ def read_raw(path):
         UserError: missing, empty, unreadable or corrupt file, or an image
             over `MAX_PIXELS`.
     """
-    from PIL import Image
     from PIL import ImageOps
 
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"no such image file: {path}")
-    if path.stat().st_size == 0:
-        raise UserError(f"empty image file: {path}")
-    try:
-        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # checked here instead
-        try:
-            with Image.open(path) as image:
-                _check_pixels(path, *image.size)
-                if _deep_colour(image):
-                    array, scale = _read_deep_colour(path), 65535
-                else:
-                    image = ImageOps.exif_transpose(image)
-                    array, scale = _decode(image)
-        finally:
-            Image.MAX_IMAGE_PIXELS = limit
-    except UserError:
-        raise
-    except Exception as error:  # PIL raises many types for corrupt data
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UserError(f"cannot read image {path}: {reason}") from None
+    with _open_image(path) as image:
+        if _deep_colour(image):
+            array, scale = _read_deep_colour(path), 65535
+        else:
+            array, scale = _decode(ImageOps.exif_transpose(image))
     if array.ndim == 2:
         array = array[:, :, None]
     if array.shape[-1] in (2, 4):  # gray + alpha, RGB + alpha
@@ -119,32 +126,14 @@ def image_info(path, verify=False):
     empty, unreadable or oversized file; `verify=True` also checks the
     compressed data (Pillow's `verify`: PNG checksums, truncation).
     """
-    from PIL import Image
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"no such image file: {path}")
-    if path.stat().st_size == 0:
-        raise UserError(f"empty image file: {path}")
-    try:
-        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-                mode = image.mode
-                transparent_palette = mode == "P" and "transparency" in image.info
-                _check_pixels(path, width, height)
-                if width * height == 0:
-                    raise UserError(f"empty image: {path}")
-                if verify:
-                    image.verify()
-        finally:
-            Image.MAX_IMAGE_PIXELS = limit
-    except UserError:
-        raise
-    except Exception as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UserError(f"cannot read image {path}: {reason}") from None
+    with _open_image(path) as image:
+        width, height = image.size
+        mode = image.mode
+        transparent_palette = mode == "P" and "transparency" in image.info
+        if width * height == 0:
+            raise UserError(f"empty image: {path}")
+        if verify:
+            image.verify()
     gray = mode in ("1", "L", "LA", "I", "F") or mode.startswith("I;16")
     return width, height, 1 if gray and not transparent_palette else 3
 
