@@ -257,15 +257,11 @@ class Checkpoint:
             named = self.phase_progress().get("files")
             if named:
                 return {kind: self.run_dir / name for kind, name in named.items()}
-            # Runs checkpointed before the files were named per epoch.
-            stem = f"checkpoint_{self.phase}"
-            return {"weights": self.run_dir / f"{stem}.weights.h5",
-                    "optimizer": self.run_dir / f"{stem}.optimizer.npz",
-                    "pool": self.run_dir / f"{stem}.pool.npz"}
-        stem = f"{self.phase}.e{int(epochs):04d}"
-        return {"weights": self.run_dir / f"{stem}.weights.h5",
-                "optimizer": self.run_dir / f"{stem}.optimizer.npz",
-                "pool": self.run_dir / f"{stem}.pool.npz"}
+            stem = f"checkpoint_{self.phase}"  # runs checkpointed before files were named per epoch
+        else:
+            stem = f"{self.phase}.e{int(epochs):04d}"
+        suffixes = {"weights": "weights.h5", "optimizer": "optimizer.npz", "pool": "pool.npz"}
+        return {kind: self.run_dir / f"{stem}.{suffix}" for kind, suffix in suffixes.items()}
 
     def save(self, model, epochs, seconds):
         from keras_lnca.data.io import atomic_path
