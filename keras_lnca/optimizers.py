@@ -43,3 +43,15 @@ class NormalizedAdam(keras.optimizers.Adam):
         config = super().get_config()
         config["epsilon_norm"] = self.epsilon_norm
         return config
+
+
+def default_optimizer(learning_rate=1e-2, decay_steps=10_000, warmup_steps=0):
+    """The paper's optimizer: `NormalizedAdam` with a cosine decay of the learning rate
+    over `decay_steps`, after a linear warm-up from 0 over `warmup_steps` (if any)."""
+    if warmup_steps:
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps, warmup_target=learning_rate, warmup_steps=warmup_steps
+        )
+    else:
+        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
+    return NormalizedAdam(schedule)

@@ -8,7 +8,7 @@ import time
 
 import keras
 
-from keras_lnca import backend_utils
+from keras_lnca import memory_probe
 
 _MIB = float(2**20)
 
@@ -43,7 +43,7 @@ class _Window:
             "images_per_sec": images_per_sec,
             "peak_memory_mb": peak_mb,
             "memory_source_id": float(
-                backend_utils.memory_source_code(self.memory_source)
+                memory_probe.memory_source_code(self.memory_source)
             ),
             # Not written into Keras logs (not numeric / not per-epoch):
             "memory_source": self.memory_source,
@@ -68,7 +68,7 @@ class ProfilerCallback(keras.callbacks.Callback):
 
     Peak memory covers the measured batches of the window: device memory
     where the backend has a GPU, else the process's peak resident memory (see
-    `keras_lnca.backend_utils` for the sources and which of them can be
+    `keras_lnca.memory_probe` for the sources and which of them can be
     reset). It is reset when the window's first measured batch begins and
     read after every measured batch.
 
@@ -83,7 +83,7 @@ class ProfilerCallback(keras.callbacks.Callback):
     - `peak_memory_mb`: peak memory in MiB (2**20 bytes); `NaN` when no
       figure is available.
     - `memory_source_id`: the code of the memory source,
-      `keras_lnca.backend_utils.MEMORY_SOURCES[int(code)]` names it (e.g.
+      `keras_lnca.memory_probe.MEMORY_SOURCES[int(code)]` names it (e.g.
       `"process_vmhwm"`, `"torch_cuda"`); the name is also in
       `callback.memory_source`.
 
@@ -239,8 +239,8 @@ class ProfilerCallback(keras.callbacks.Callback):
         window = self._window(mode)
         if not window.started:
             window.started = True
-            window.memory_source = backend_utils.memory_source()
-            window.memory_reset = backend_utils.reset_peak_memory()
+            window.memory_source = memory_probe.memory_source()
+            window.memory_reset = memory_probe.reset_peak_memory()
             self.memory_source = window.memory_source
         # Read the clock last, after any bookkeeping.
         self._active[mode] = (batch, time.perf_counter())
@@ -264,7 +264,7 @@ class ProfilerCallback(keras.callbacks.Callback):
             window.images_known = False
         else:
             window.images += images
-        peak = backend_utils.peak_memory_bytes()
+        peak = memory_probe.peak_memory_bytes()
         if peak is not None:
             if window.peak_bytes is None or peak > window.peak_bytes:
                 window.peak_bytes = peak

@@ -6,9 +6,13 @@ import keras
 import numpy as np
 import pytest
 
-from keras_lnca import backend_utils
 from keras_lnca import cli
 from keras_lnca.benchmarks import efficiency
+from keras_lnca import memory_probe
+from keras_lnca.benchmarks._worker import MemoryGuard
+from keras_lnca.benchmarks.efficiency.config import inference_spec
+from keras_lnca.benchmarks.efficiency.extrapolate import find_max_side
+from keras_lnca.benchmarks.efficiency.sweep import _sweep_model
 
 # Keys every point must carry (DESIGN.md).
 POINT_KEYS = (
@@ -45,7 +49,7 @@ def test_flops_of_a_sobel_cell_by_hand(models):
         + 2 * hidden * update + update  # Dense + bias
         + update  # residual update
     )
-    assert efficiency.cell_flops(cell) == expected
+    assert cell.flops_per_cell() == expected
 
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="XLA cost analysis via jax.jit")
@@ -78,7 +82,7 @@ def test_measure_inference_point():
     assert point["status"] == "ok"
     assert point["model"] == "pixel_sobel" and point["size"] == 16 and point["batch"] == 1
     assert len(point["latency_runs_ms"]) == 2 and point["latency_ms"] > 0
-    assert point["memory_source"] in backend_utils.MEMORY_SOURCES
+    assert point["memory_source"] in memory_probe.MEMORY_SOURCES
     if point["peak_memory_mb"] is not None:
         # The whole (compilation and passes) covers each part.
         assert point["peak_memory_mb"] >= point["compile_memory_mb"] >= 0
@@ -122,7 +126,7 @@ def test_sweep_skips_a_point_predicted_over_the_memory_budget():
     # predicts 18.4 MB for 128 > 15 MB.
     config = efficiency.EfficiencyConfig(sizes=(32, 64, 128, 256), memory_budget_gb=15 / 1024)
     runner = FakeRunner(fixed_mb=2.0)
-    points, skipped, failed = efficiency._sweep_model(config, runner, "jax", "pixel_sobel")
+    points, skipped, failed = _sweep_model(config, runner, "jax", "pixel_sobel")
     assert [p["size"] for p in points] == [32, 64]
     assert [s["size"] for s in skipped] == [128, 256]
     assert skipped[0]["reason"].startswith("skipped: predicted 0.02 GB > budget")
@@ -137,7 +141,7 @@ def test_sweep_time_budget_cuts_repeats_then_skips():
     # warm-up + 1 pass, 512^2 (262 ms) not even that.
     config = efficiency.EfficiencyConfig(sizes=(32, 64, 256, 512), time_budget_s=0.15, repeats=5)
     runner = FakeRunner(mb_per_kpixel=0.0)
-    points, skipped, _ = efficiency._sweep_model(config, runner, "jax", "pixel_sobel")
+    points, skipped, _ = _sweep_model(config, runner, "jax", "pixel_sobel")
     assert [p["size"] for p in points] == [32, 64, 256]
     assert [s["repeats"] for s in runner.specs] == [5, 5, 1]
     assert "time budget" in points[-1]["note"]
@@ -146,13 +150,13 @@ def test_sweep_time_budget_cuts_repeats_then_skips():
 
 def test_sweep_records_aborted_and_failed_points():
     config = efficiency.EfficiencyConfig(sizes=(32, 64, 128))
-    points, skipped, failed = efficiency._sweep_model(
+    points, skipped, failed = _sweep_model(
         config, FakeRunner(status={64: "over_budget"}), "jax", "pixel_sobel"
     )
     assert [p["size"] for p in points] == [32]
     assert skipped[0]["exceeded_budget"] and skipped[0]["size"] == 64
     assert skipped[1]["reason"] == "not run: size 64 exceeded the memory budget"
-    points, skipped, failed = efficiency._sweep_model(
+    points, skipped, failed = _sweep_model(
         config, FakeRunner(status={32: "error"}), "jax", "pixel_sobel"
     )
     assert not points and failed[0]["size"] == 32 and len(skipped) == 2
@@ -162,8 +166,8 @@ def test_max_side_extrapolates_the_memory_slope():
     config = efficiency.EfficiencyConfig(sizes=(256, 512), memory_budget_gb=1.0)
     # 100 MB + 1 MB per 1000 pixels: 1024 MB at 924,000 pixels, a side of 961.
     runner = FakeRunner(mb_per_kpixel=1.0, fixed_mb=100.0)
-    points, skipped, _ = efficiency._sweep_model(config, runner, "jax", "pixel_sobel")
-    side, details = efficiency._max_side(config, runner, "jax", "pixel_sobel", points, skipped)
+    points, skipped, _ = _sweep_model(config, runner, "jax", "pixel_sobel")
+    side, details = find_max_side(config, runner, "jax", "pixel_sobel", points, skipped)
     assert side == 960
     assert details["method"] == "extrapolated" and "affine fit" in details["fit"]
 
@@ -171,8 +175,8 @@ def test_max_side_extrapolates_the_memory_slope():
 def test_max_side_bisection_runs_trials():
     config = efficiency.EfficiencyConfig(sizes=(256, 512), memory_budget_gb=1.0, max_side="bisect")
     runner = FakeRunner(mb_per_kpixel=1.0, fixed_mb=100.0)
-    points, skipped, _ = efficiency._sweep_model(config, runner, "jax", "pixel_sobel")
-    side, details = efficiency._max_side(config, runner, "jax", "pixel_sobel", points, skipped)
+    points, skipped, _ = _sweep_model(config, runner, "jax", "pixel_sobel")
+    side, details = find_max_side(config, runner, "jax", "pixel_sobel", points, skipped)
     assert details["method"] == "bisection" and details["trials"]
     assert all(trial["fits"] == (trial["size"] <= 961) for trial in details["trials"])
     assert 900 <= side <= 961
@@ -197,7 +201,7 @@ def test_ratios_against_pixel_vitca():
 def test_isolated_worker_measures_in_a_fresh_process():
     backend = keras.backend.backend()
     config = efficiency.EfficiencyConfig(steps=2, warmup=1)
-    spec = efficiency._inference_spec(config, "pixel_sobel", 16, repeats=1)
+    spec = inference_spec(config, "pixel_sobel", 16, repeats=1)
     result = efficiency.run_isolated(spec, backend, timeout=300)
     assert result["status"] == "ok", result
     for key in POINT_KEYS:
@@ -207,13 +211,12 @@ def test_isolated_worker_measures_in_a_fresh_process():
 
 
 def test_memory_guard_aborts_over_budget(tmp_path):
-    if efficiency._read_status_kib("VmRSS") is None:
+    if memory_probe.proc_status_bytes("VmRSS") is None:
         pytest.skip("no /proc/self/status on this platform")
     exits = []
     path = str(tmp_path / "result.json")
-    guard = efficiency._MemoryGuard(limit_mb=16, result_path=path, interval=0.005,
-                                    exit=exits.append)
-    guard(efficiency._read_status_kib("VmRSS"))
+    guard = MemoryGuard(limit_mb=16, result_path=path, interval=0.005, exit=exits.append)
+    guard(memory_probe.proc_status_bytes("VmRSS"))
     block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
     guard.thread.join(timeout=10)
     del block
@@ -228,7 +231,7 @@ def test_measure_train_step():
     assert step["status"] == "ok" and step["phase"] == "nca"
     assert step["size"] == 16 and step["batch"] == 2 and step["steps"] == 1
     assert len(step["latency_runs_ms"]) == 2 and step["latency_ms"] > 0
-    assert step["memory_source"] in backend_utils.MEMORY_SOURCES
+    assert step["memory_source"] in memory_probe.MEMORY_SOURCES
 
 
 def test_cli_writes_json_markdown_and_png(tmp_path, capsys):

@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_lnca import backend_utils
 from keras_lnca import cli
 from keras_lnca import tiling
 from keras_lnca.benchmarks import large
+from keras_lnca import memory_probe
 from keras_lnca.errors import UserError
 
 POINT_KEYS = (
@@ -58,7 +58,7 @@ def test_cli_large_in_fresh_subprocesses(tmp_path, capsys):
         assert point["status"] == "ok" and point["output_ok"] and point["steps"] == 16
         assert point["backend"] == keras.backend.backend()
         assert point["seconds"] > 0 and len(point["seconds_runs"]) == 1
-        assert point["memory_source"] in backend_utils.MEMORY_SOURCES
+        assert point["memory_source"] in memory_probe.MEMORY_SOURCES
         if point["peak_memory_mb"] is not None:
             # The process peak covers the loaded model and image, and the restoration.
             assert point["peak_memory_mb"] >= point["baseline_memory_mb"] > 0

@@ -187,7 +187,7 @@ def test_parity_failure_raises_and_leaves_nothing(model, float32_export, tmp_pat
         shutil.copyfile(written, path)
         return {"ops": ["WHILE"], "tensor_types": {}}
 
-    monkeypatch.setattr(export, "_call_tensorflow", convert_without_tensorflow)
+    monkeypatch.setattr(export.tf_bridge, "call_tensorflow", convert_without_tensorflow)
     path = tmp_path / "strict.tflite"
     path.write_bytes(b"previous")
     with pytest.raises(export.ExportError, match="differs from Keras") as caught:
@@ -254,11 +254,11 @@ def test_onnx_needs_optional_packages(model, tmp_path):
 
 def test_calibration_images_from_given_data():
     data = np.random.default_rng(0).random((3, 40, 44)).astype("float32")
-    images = export._calibration_images(1, (SIZE, SIZE), data, "gaussian:25")
+    images = export.calibration.calibration_images(1, (SIZE, SIZE), data, "gaussian:25")
     assert images.shape == (3, SIZE, SIZE, 1)
     np.testing.assert_array_equal(images[0, ..., 0], data[0, 4:36, 6:38])
     with pytest.raises(UserError, match="smaller"):
-        export._calibration_images(1, (64, 64), data, "gaussian:25")
+        export.calibration.calibration_images(1, (64, 64), data, "gaussian:25")
 
 
 def test_cli_export_model_file(model_file, tmp_path, capsys):

@@ -12,6 +12,7 @@ from conftest import REPO
 from conftest import pairs
 
 import keras_lnca as kl
+from test_case import TestCase
 
 TINY = dict(train_steps=(2, 3), inference_steps=3, pool_size=8, pool_image_size=16)
 TINY_NAFCA = dict(cell_config={"embed_dim": 32, "dropout": 0.0})
@@ -147,16 +148,18 @@ def test_pool_fills_during_fit_and_is_bypassed_at_other_sizes():
     np.testing.assert_array_equal(np.array(model.pool_states), before)
 
 
-@pytest.mark.parametrize("cell", ["vitca", "sobel"])
-def test_pixel_nca_fits_and_predicts(cell):
-    x, y = pairs(8, 16)
-    config = {"embed_dim": 16, "mlp_dim": 16} if cell == "vitca" else {"hidden_units": 16}
-    model = kl.PixelNCA(channels=3, cell=cell, cell_config=config, hidden_channels=8, **TINY)
-    model.compile()
-    history = model.fit(x, y, batch_size=4, epochs=2, verbose=0)
-    assert "pixel_loss" in history.history and "latent_loss" not in history.history
-    out = model.predict(np.zeros((1, 13, 17, 3), "float32"), verbose=0)
-    assert out.shape == (1, 13, 17, 3) and out.min() >= 0 and out.max() <= 1
+class TestPixelNCA(TestCase):
+    @pytest.mark.parametrize("cell", ["vitca", "sobel"])
+    def test_fits_predicts_and_saves(self, cell, tmp_path):
+        x, y = pairs(8, 16)
+        config = {"embed_dim": 16, "mlp_dim": 16} if cell == "vitca" else {"hidden_units": 16}
+        model = kl.PixelNCA(channels=3, cell=cell, cell_config=config, hidden_channels=8, **TINY)
+        model.compile()
+        history = model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+        assert "pixel_loss" in history.history and "latent_loss" not in history.history
+        out = model.predict(np.zeros((1, 13, 17, 3), "float32"), verbose=0)
+        assert out.shape == (1, 13, 17, 3) and out.min() >= 0 and out.max() <= 1
+        self.run_model_saving_test(model, x, tmp_path)
 
 
 def test_predict_shapes_and_determinism():
@@ -198,21 +201,22 @@ def test_restore_numpy_round_trip():
         assert model.restore(np.zeros((8, 8), "uint8")).shape == (8, 8)
 
 
-def test_keras_file_round_trip(tmp_path):
-    x, y = pairs(8, 16)
-    model = tiny_lnca()
-    model.compile()
-    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
-    model.set_phase("nca")
-    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
-    path = tmp_path / "m.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert isinstance(loaded, kl.LNCA) and loaded.phase == "nca"
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
-    # A loaded model keeps training.
-    loaded.compile()
-    loaded.fit(x, y, batch_size=4, epochs=1, verbose=0)
+class TestLNCA(TestCase):
+    @pytest.mark.parametrize("cell", ["nafca", "conv"])
+    def test_keras_file_round_trip_after_both_phases(self, cell, tmp_path):
+        x, y = pairs(8, 16)
+        config = TINY_NAFCA if cell == "nafca" else {"cell_config": {"perception_channels": 8,
+                                                                      "hidden_units": 16}}
+        model = kl.LNCA(channels=3, cell=cell, **{**TINY, **config})
+        model.compile()
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+        model.set_phase("nca")
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+        loaded = self.run_model_saving_test(model, x, tmp_path, atol=0)
+        assert isinstance(loaded, kl.LNCA) and loaded.phase == "nca"
+        # A loaded model keeps training.
+        loaded.compile()
+        loaded.fit(x, y, batch_size=4, epochs=1, verbose=0)
 
 
 WRITE_UNDER_JAX = r"""

@@ -1,4 +1,4 @@
-"""ProfilerCallback and the peak-memory helpers of backend_utils."""
+"""ProfilerCallback and the peak-memory helpers of memory_probe."""
 
 import csv
 import math
@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_lnca import backend_utils
+from keras_lnca import memory_probe
 from keras_lnca.profiler_callback import ProfilerCallback
 
 SLEEP = 0.05  # seconds per forward pass of the sleeping model
@@ -148,9 +148,9 @@ def test_fit_history_keys_and_latency():
         )
         assert logs["peak_memory_mb"][epoch] > 0
     source = profiler.memory_source
-    assert source in backend_utils.MEMORY_SOURCES and source != "none"
+    assert source in memory_probe.MEMORY_SOURCES and source != "none"
     assert logs["memory_source_id"] == [
-        float(backend_utils.MEMORY_SOURCES.index(source))
+        float(memory_probe.MEMORY_SOURCES.index(source))
     ] * 2
 
 
@@ -243,10 +243,10 @@ def test_evaluate_after_fit_is_not_validation():
 
 
 def test_peak_memory_sees_a_1gb_allocation():
-    if backend_utils.memory_source() != "process_vmhwm":
+    if memory_probe.memory_source() != "process_vmhwm":
         pytest.skip(
             "needs the resettable host peak (/proc VmHWM); this machine "
-            f"reports {backend_utils.memory_source()!r}, where a numpy "
+            f"reports {memory_probe.memory_source()!r}, where a numpy "
             "allocation is not (or not separately) visible"
         )
     gib = 2**30
@@ -270,24 +270,24 @@ def test_peak_memory_sees_a_1gb_allocation():
     assert profiler.results["fit"]["memory_reset"] is True
 
 
-def test_backend_utils_memory_helpers():
-    source = backend_utils.memory_source()
-    assert source in backend_utils.MEMORY_SOURCES
-    assert isinstance(backend_utils.reset_peak_memory(), bool)
-    peak = backend_utils.peak_memory_bytes()
+def test_memory_probe_helpers():
+    source = memory_probe.memory_source()
+    assert source in memory_probe.MEMORY_SOURCES
+    assert isinstance(memory_probe.reset_peak_memory(), bool)
+    peak = memory_probe.peak_memory_bytes()
     assert peak is None or (isinstance(peak, int) and peak > 0)
-    for code, name in enumerate(backend_utils.MEMORY_SOURCES):
-        assert backend_utils.memory_source_code(name) == code
+    for code, name in enumerate(memory_probe.MEMORY_SOURCES):
+        assert memory_probe.memory_source_code(name) == code
     with pytest.raises(ValueError):
-        backend_utils.memory_source_code("bogus")
+        memory_probe.memory_source_code("bogus")
     # An unknown backend (e.g. keras' numpy backend) falls back to the host.
-    assert backend_utils.memory_source("numpy") in (
+    assert memory_probe.memory_source("numpy") in (
         "process_vmhwm",
         "process_maxrss",
         "process_rss",
         "none",
     )
-    backend_utils.peak_memory_bytes("numpy")
+    memory_probe.peak_memory_bytes("numpy")
 
 
 def test_invalid_arguments():

@@ -80,3 +80,28 @@ def test_the_checks_see_a_violation():
     assert not allowed("keras_lnca.models", "keras_lnca.models.nca_model._mse")
     assert allowed("keras_lnca.data", "keras_lnca.data._cache.find_pairs")
     assert not allowed("keras_lnca", "keras_lnca.data._cache.find_pairs")
+
+
+MAX_MODULE_LINES = 600
+
+
+def test_no_module_over_600_lines():
+    long = {
+        str(path.relative_to(PACKAGE.parent)): n
+        for path in PACKAGE.rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, long
+
+
+def test_every_package_is_in_the_wheel():
+    """pyproject.toml lists packages explicitly: a new sub-package must be added there."""
+    import tomllib
+
+    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    listed = set(config["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(path.parent.relative_to(PACKAGE.parent).parts)
+        for path in PACKAGE.rglob("__init__.py")
+    }
+    assert not found - listed, sorted(found - listed)

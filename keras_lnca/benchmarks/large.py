@@ -18,7 +18,7 @@ functions:
   one-off restoration costs), `seconds_runs` every call's, and with
   `repeats > 1` `warm_seconds` the median of the later calls;
 * `peak_memory_mb` is the peak over the calls, read through
-  `keras_lnca.backend_utils` (on CPU the process's `VmHWM`, reset through
+  `keras_lnca.memory_probe` (on CPU the process's `VmHWM`, reset through
   `/proc/self/clear_refs`: every byte of the process, framework and input
   included; on a GPU the framework allocator's device peak);
   `restore_memory_mb` is the peak minus the baseline: what restoring took
@@ -42,20 +42,21 @@ large.write_json("large.json", result)
 ```
 """
 
-import gc
 import json
 import math
 import os
-import sys
 import time
 
 import numpy as np
 
+from keras_lnca import memory_probe
+from keras_lnca.benchmarks._worker import run_worker
+from keras_lnca.benchmarks._worker import serve
+from keras_lnca.data.io import atomic_write
 from keras_lnca.errors import UserError
 
 DEFAULT_PRESET = "lnca_denoise_gray_s25"
 DEFAULT_POINTS = "1024,4096,4096@1024,8192@1024"
-MIB = 2**20
 
 
 def parse_points(text):
@@ -123,17 +124,6 @@ def synthetic_image(size, channels=1, seed=0, sigma=25.0):
     return clean + noise * np.float32(sigma / 255.0)
 
 
-def _release_free_memory():
-    """Collects garbage and returns free C-heap pages to the OS (`malloc_trim`)."""
-    gc.collect()
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def _windows(model, point, steps):
     if point.get("tile") is None:
         return 1
@@ -159,7 +149,6 @@ def measure(point, model="lnca_denoise_gray_s25", steps=None, repeats=1, seed=0)
     """
     import keras
 
-    from keras_lnca import backend_utils
     from keras_lnca.models import presets
 
     started = time.perf_counter()
@@ -168,9 +157,8 @@ def measure(point, model="lnca_denoise_gray_s25", steps=None, repeats=1, seed=0)
     steps = restorer.inference_steps if steps is None else int(steps)
     image = synthetic_image(point["size"], restorer.channels, seed)
 
-    _release_free_memory()
-    resettable = backend_utils.reset_peak_memory()
-    baseline = backend_utils.peak_memory_bytes()
+    memory = memory_probe.PeakMemory()  # frees heap memory, resets the peak, reads the baseline
+    baseline = memory.baseline
     runs = []
     for _ in range(int(repeats)):
         start = time.perf_counter()
@@ -178,11 +166,10 @@ def measure(point, model="lnca_denoise_gray_s25", steps=None, repeats=1, seed=0)
         runs.append(time.perf_counter() - start)
         if len(runs) < repeats:
             del restored
-    peak = backend_utils.peak_memory_bytes()
-    source = backend_utils.memory_source()
+    peak = memory.peak()
 
     def mb(value):
-        return None if value is None else round(value / MIB, 1)
+        return None if value is None else round(value / memory_probe.MIB, 1)
 
     return {
         "status": "ok",
@@ -199,11 +186,9 @@ def measure(point, model="lnca_denoise_gray_s25", steps=None, repeats=1, seed=0)
         "load_seconds": load_seconds,
         "peak_memory_mb": mb(peak),
         "baseline_memory_mb": mb(baseline),
-        "restore_memory_mb": (
-            None if peak is None or baseline is None else round(max(0, peak - baseline) / MIB, 1)
-        ),
-        "memory_source": source,
-        "peak_resettable": bool(resettable),
+        "restore_memory_mb": None if peak is None or baseline is None else mb(max(0, peak - baseline)),
+        "memory_source": memory.source,
+        "peak_resettable": bool(memory.resettable),
         "output_shape": list(restored.shape),
         "output_ok": restored.shape == image.shape and bool(np.all(np.isfinite(restored))),
         "backend": keras.backend.backend(),
@@ -215,31 +200,13 @@ def measure(point, model="lnca_denoise_gray_s25", steps=None, repeats=1, seed=0)
 # =========================================================================
 
 
-def _write_result(path, result):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f)
-    os.replace(tmp, path)
-
-
 def worker_main(argv=None):
     """Entry point of a measurement subprocess: `SPEC_JSON RESULT_PATH`.
 
     Runs `measure(**spec)` and writes its result as JSON; an exception is
     written as `{"status": "error", "error": ...}` (exit status 1).
     """
-    argv = sys.argv[1:] if argv is None else argv
-    spec, result_path = json.loads(argv[0]), argv[1]
-    try:
-        result = measure(**spec)
-    except Exception as error:  # reported to the parent, which carries on
-        message = str(error).strip().splitlines()
-        _write_result(result_path, {
-            "status": "error", "error": f"{type(error).__name__}: {message[0] if message else ''}",
-        })
-        return 1
-    _write_result(result_path, result)
-    return 0
+    return serve(lambda spec, _: measure(**spec), argv)
 
 
 _WORKER_CODE = "import sys; from keras_lnca.benchmarks import large; sys.exit(large.worker_main())"
@@ -251,8 +218,6 @@ def run_isolated(spec, timeout_s=None):
     Returns:
         The worker's result; `status` is "ok", "error" or "timeout".
     """
-    from keras_lnca.benchmarks._worker import run_worker
-
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return run_worker(_WORKER_CODE, spec, env, timeout_s, prefix="lnca-large-")
@@ -386,15 +351,11 @@ def format_markdown(result):
 
 def write_json(path, result):
     """Writes `result` as JSON, atomically."""
-    from keras_lnca.data.io import atomic_write
-
     text = json.dumps(result, indent=2) + "\n"
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def write_markdown(path, result):
     """Writes `format_markdown(result)`, atomically."""
-    from keras_lnca.data.io import atomic_write
-
     text = format_markdown(result)
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))

@@ -118,7 +118,7 @@ def run(args):
     from keras_lnca.models import presets
     from keras_lnca.models.lnca import LNCA
 
-    from keras_lnca.models.nca_model import MAX_STEPS
+    from keras_lnca.models.checks import MAX_STEPS
 
     if args.steps is not None and not 0 <= args.steps <= MAX_STEPS:
         raise UserError(f"--steps must be between 0 and {MAX_STEPS}")

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -319,8 +320,10 @@ def atomic_write(path, write):
 def atomic_path(path):
     """Yields a temporary path beside `path` (same suffix); on success moves it to `path`.
 
-    For writers that want a file name (`model.save`, `np.savez`): a killed
-    or failed write leaves `path` as it was and no temporary file behind.
+    For writers that want a file or folder name (`model.save`, `np.savez`, a
+    SavedModel): a killed or failed write leaves `path` as it was and no
+    temporary file behind. A folder written there replaces an existing
+    folder at `path` only once it is complete.
     """
     path = Path(path)
     if not path.parent.is_dir():
@@ -329,7 +332,19 @@ def atomic_path(path):
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
     try:
         yield temporary
-        os.replace(temporary, path)
+        if temporary.is_dir() and path.is_dir() and not path.is_symlink():
+            previous = path.with_name(f".{path.name}.{os.getpid()}.previous")
+            os.replace(path, previous)
+            try:
+                os.replace(temporary, path)
+            except OSError:
+                os.replace(previous, path)
+                raise
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            os.replace(temporary, path)
     finally:
-        if temporary.exists():
+        if temporary.is_dir() and not temporary.is_symlink():
+            shutil.rmtree(temporary, ignore_errors=True)
+        elif temporary.exists():
             temporary.unlink()

@@ -69,7 +69,9 @@ class NCA(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed, name="fire_seed")
 
     def build(self, input_shape):
-        self.cell.build(input_shape)
+        # A cell deserialised from a config with its `build_config` is built already.
+        if not self.cell.built:
+            self.cell.build(input_shape)
 
     def update_masks(self, state, steps, step_counts=None):
         """Per-step update masks `(steps, batch, height, width, 1)`, or None."""

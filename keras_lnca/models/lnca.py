@@ -13,6 +13,7 @@ from keras_lnca.training.losses import TASK_WEIGHT
 from keras_lnca.training.losses import TRIPLET_MARGIN
 from keras_lnca.training.losses import TRIPLET_WEIGHT
 from keras_lnca.training.losses import mse
+from keras_lnca.training.losses import nca_losses
 from keras_lnca.training.losses import per_sample_distance
 
 
@@ -240,7 +241,7 @@ class LNCA(NCAModel):
 
     def _phase_losses(self, outputs):
         if self.phase == "nca":
-            losses = self._nca_losses(outputs)
+            losses = nca_losses(outputs)
             losses["latent_loss"] = (LATENT_WEIGHT, mse(outputs["out"], outputs["out_target"]))
             return losses
         clean, degraded = outputs["target"], outputs["degraded"]

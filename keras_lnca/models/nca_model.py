@@ -6,39 +6,16 @@ from keras_lnca import backend_utils
 from keras_lnca import image_io
 from keras_lnca.layers import NCA
 from keras_lnca.layers import get_cell
-from keras_lnca.optimizers import NormalizedAdam
-from keras_lnca.training.losses import HIDDEN_OVERFLOW_WEIGHT
-from keras_lnca.training.losses import OUT_OVERFLOW_WEIGHT
+from keras_lnca.models.checks import check_image_tensor
+from keras_lnca.models.checks import check_restore_arguments
+from keras_lnca.models.checks import check_steps
+from keras_lnca.models.checks import check_train_steps
+from keras_lnca.optimizers import default_optimizer
 from keras_lnca.training.losses import PIXEL_WEIGHT
 from keras_lnca.training.losses import mse
-from keras_lnca.training.losses import overflow
+from keras_lnca.training.losses import nca_losses
+from keras_lnca.training.pool import SamplePool
 
-
-
-# The most NCA steps a model (or a model file) may ask for: far beyond any
-# trained rule's useful range, and a bound on how long one restore can run.
-MAX_STEPS = 10_000
-
-
-def _check_steps(name, steps, low=0):
-    """Raises a one-line ValueError unless `steps` is an int in [low, MAX_STEPS]."""
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
-        if not (isinstance(steps, float) and steps.is_integer()):
-            raise ValueError(f"`{name}` must be an integer, got {steps!r}.")
-    if not low <= int(steps) <= MAX_STEPS:
-        raise ValueError(f"`{name}` must be between {low} and {MAX_STEPS}, got {steps}.")
-    return int(steps)
-
-
-def _check_restore_arguments(steps, tile, batch_size, tolerance):
-    if steps is not None:
-        _check_steps("steps", steps)
-    if tile is not None and (isinstance(tile, bool) or not float(tile).is_integer() or tile < 8):
-        raise ValueError(f"`tile` must be an integer of at least 8 pixels, got {tile!r}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
-    if tolerance is not None and not (np.isfinite(tolerance) and tolerance >= 0):
-        raise ValueError(f"`tolerance` must be a finite number >= 0, got {tolerance!r}.")
 
 
 class _FunctionCache:
@@ -69,28 +46,15 @@ class NCAModel(keras.Model):
     inference (`predict`, `evaluate`, `restore`) `call` runs the
     deterministic pipeline and returns the restored image.
 
-    The sample pool (as in the paper): `pool_size` entries of (degraded,
-    clean, final cell state) at the training crop size `pool_image_size`,
-    stored in non-trainable variables. Each training batch draws `batch`
-    distinct random slots; the first `ceil(pool_rate * batch)` samples of
-    the batch are replaced by the pool entries in their slots when those are
-    filled, and so resume from the stored state with their stored target.
-    After the step every sample of the batch is written to its slot (pooled
-    samples back to their own slot, fresh samples over a random entry). The
-    pool is bypassed for any other spatial size.
-
-    Under data parallelism: with JAX `keras.distribution.DataParallel` the
-    compiled step sees the global batch, so there is one pool (replicated on
-    every device) and training is the single-device computation, the rules
-    above applying to the global batch. Under a `tf.distribute` strategy
-    each replica runs the step on its own slice of the batch and keeps its
-    own pool (`pool_size` entries per replica: the pool variables are
-    `synchronization="on_read"`, so a replica reads and writes only its own
-    copy): the rules apply to each replica's slice (`ceil(pool_rate *
-    per_replica_batch)` pooled samples per replica), and a cross-replica
-    read of the pool (inspection, a checkpoint with `save_pool`) sees
-    replica 0's. Per-sample step counts and fire masks are drawn for the
-    global batch on every backend, so replicas never share them.
+    The sample pool (`keras_lnca.training.SamplePool`): `pool_size`
+    entries at the training crop size `pool_image_size`, of which each batch
+    draws a `pool_rate` share; bypassed for any other spatial size. Under
+    JAX `keras.distribution.DataParallel` the compiled step sees the global
+    batch (one pool); under a `tf.distribute` strategy each replica keeps its
+    own pool and applies the rules to its slice of the batch, and a
+    cross-replica read (a checkpoint with `save_pool`) sees replica 0's.
+    Per-sample step counts and fire masks are drawn for the global batch on
+    every backend, so replicas never share them.
     """
 
     phases = ("nca",)
@@ -117,17 +81,11 @@ class NCAModel(keras.Model):
             raise ValueError(f"`out_seed` must be 'constant' or 'input', got {out_seed!r}.")
         if channels not in (1, 3):
             raise ValueError(f"`channels` must be 1 or 3, got {channels}.")
-        _check_steps("inference_steps", inference_steps, low=1)
-        low, high = (train_steps, train_steps) if np.isscalar(train_steps) else train_steps
-        if not 1 <= low <= high <= MAX_STEPS:
-            raise ValueError(
-                f"`train_steps` must be (low, high) with 1 <= low <= high <= {MAX_STEPS}, "
-                f"got {train_steps}."
-            )
+        check_steps("inference_steps", inference_steps, low=1)
         self.channels = channels
         self.cell_name = cell
         self.hidden_channels = hidden_channels
-        self.train_steps = (int(low), int(high))
+        self.train_steps = check_train_steps(train_steps)
         self.inference_steps = int(inference_steps)
         self.fire_rate = float(fire_rate)
         self.pool_size = int(pool_size)
@@ -194,30 +152,24 @@ class NCAModel(keras.Model):
         self.nca.build((None, None, None, self.state_channels))
         if self.pool_size > 0:
             size, grid = self.pool_image_size, self.pool_image_size // self.grid_factor
-            self.pool_images = self._pool_variable((size, size, self.channels), "pool_images")
-            self.pool_targets = self._pool_variable((size, size, self.channels), "pool_targets")
-            self.pool_states = self._pool_variable((grid, grid, self.state_channels), "pool_states")
-            self.pool_filled = self._pool_variable((), "pool_filled")
+            self.sample_pool = SamplePool(
+                self.pool_size,
+                (size, size, self.channels),
+                (grid, grid, self.state_channels),
+                rate=self.pool_rate,
+                state_limit=self.pool_state_limit,
+                dtype=self.variable_dtype,
+            )
+            # Attributes of the model, so that Keras tracks them (fit, saving).
+            self.pool_images, self.pool_targets, self.pool_states, self.pool_filled = (
+                self.sample_pool.variables
+            )
         # Variables created by build() take the current phase's trainability.
         self._apply_phase(self.phase)
 
     # A pooled state whose largest absolute value reaches this is dropped
     # from the pool (out lives in [0, 1] and hidden in [-1, 1] when healthy).
     pool_state_limit = 1000.0
-
-    def _pool_variable(self, entry_shape, name):
-        # "on_read": under tf.distribute every replica reads and writes its
-        # own copy (one pool per replica); a cross-replica read sees replica
-        # 0's. Other backends ignore both arguments.
-        return keras.Variable(
-            initializer="zeros",
-            shape=(self.pool_size,) + tuple(entry_shape),
-            dtype=self.variable_dtype,
-            trainable=False,
-            synchronization="on_read",
-            aggregation="only_first_replica",
-            name=name,
-        )
 
     def seed_state(self, grid):
         """The initial cell state `[grid | out | hidden = 0]`.
@@ -252,18 +204,6 @@ class NCAModel(keras.Model):
             tolerance = self.inference_tolerance
         return self._restore_tensor(inputs, steps=steps, tolerance=tolerance, unroll=unroll)
 
-    def _check_images(self, images):
-        if len(images.shape) != 4:
-            raise ValueError(
-                f"Expected images of shape (batch, height, width, {self.channels}), "
-                f"got shape {tuple(images.shape)}."
-            )
-        if images.shape[-1] is not None and images.shape[-1] != self.channels:
-            raise ValueError(
-                f"This model restores {self.channels}-channel images; got "
-                f"{images.shape[-1]} channels."
-            )
-
     # Early-stop tolerance of `predict` (None: always run `inference_steps`).
     inference_tolerance = None
 
@@ -291,7 +231,7 @@ class NCAModel(keras.Model):
 
     def _restore_tensor(self, images, steps=None, tolerance=None, unroll=False):
         """The deterministic inference pipeline, for any height and width."""
-        self._check_images(images)
+        check_image_tensor(images, self.channels)
         steps = self.inference_steps if steps is None else int(steps)
         height, width = ops.shape(images)[1], ops.shape(images)[2]
         state, context = self.initial_state(images)
@@ -303,30 +243,20 @@ class NCAModel(keras.Model):
         return self._nca_outputs(degraded, clean)
 
     def _uses_pool(self, images):
-        size = self.pool_image_size
-        return self.pool_size > 0 and images.shape[1] == size and images.shape[2] == size
+        return self.pool_size > 0 and self.sample_pool.applies_to(images)
 
     def _nca_outputs(self, degraded, clean):
         """One training forward pass of the NCA phase, pool included."""
         batch = ops.shape(degraded)[0]
         use_pool = self._uses_pool(degraded)
         if use_pool:
-            slots = ops.argsort(
-                keras.random.uniform((self.pool_size,), seed=self.seed_generator)
-            )[:batch]
-            position = ops.cast(ops.arange(batch), "float32") / ops.cast(batch, "float32")
-            from_pool = ops.logical_and(
-                ops.take(self.pool_filled, slots, axis=0) > 0.5,
-                position < self.pool_rate,
-            )
-            pick = from_pool[:, None, None, None]
-            degraded = ops.where(pick, ops.take(self.pool_images, slots, axis=0), degraded)
-            clean = ops.where(pick, ops.take(self.pool_targets, slots, axis=0), clean)
+            slots, from_pool = self.sample_pool.draw(batch, self.seed_generator)
+            degraded, clean = self.sample_pool.take(slots, from_pool, degraded, clean)
         context, grid = self.encode(degraded, training=False)
         _, target_grid = self.encode(clean, training=False)
         state = self.seed_state(grid)
         if use_pool:
-            state = ops.where(pick, ops.take(self.pool_states, slots, axis=0), state)
+            state = self.sample_pool.take_state(slots, from_pool, state)
         low, high = self.train_steps
         step_counts = backend_utils.replica_draw(
             lambda n: keras.random.randint((n,), low, high + 1, seed=self.seed_generator),
@@ -344,16 +274,7 @@ class NCAModel(keras.Model):
             "state": state,
         }
         if use_pool:
-            index = slots[:, None]
-            final = ops.stop_gradient(state)
-            self.pool_images.assign(ops.scatter_update(self.pool_images, index, degraded))
-            self.pool_targets.assign(ops.scatter_update(self.pool_targets, index, clean))
-            self.pool_states.assign(ops.scatter_update(self.pool_states, index, final))
-            # Pool hygiene: a state that has blown up (or is not finite) is
-            # not kept; its slot is marked empty and seeds afresh next time.
-            bound = ops.max(ops.abs(final), axis=(1, 2, 3))
-            healthy = ops.cast(bound < self.pool_state_limit, "float32")
-            self.pool_filled.assign(ops.scatter_update(self.pool_filled, index, healthy))
+            self.sample_pool.write(slots, degraded, clean, state)
             outputs.update(
                 {"pool_slots": slots, "from_pool": from_pool, "step_counts": step_counts}
             )
@@ -362,16 +283,8 @@ class NCAModel(keras.Model):
     # ------------------------------------------------------------------
     # Losses and metrics.
     # ------------------------------------------------------------------
-    def _nca_losses(self, outputs):
-        losses = {
-            "pixel_loss": (PIXEL_WEIGHT, mse(outputs["restored"], outputs["target"])),
-            "out_overflow": (OUT_OVERFLOW_WEIGHT, overflow(outputs["out"], 0.0, 1.0)),
-            "hidden_overflow": (HIDDEN_OVERFLOW_WEIGHT, overflow(outputs["hidden"], -1.0, 1.0)),
-        }
-        return losses
-
     def _phase_losses(self, outputs):
-        return self._nca_losses(outputs)
+        return nca_losses(outputs)
 
     def _loss_names(self, phase):
         return ("pixel_loss", "out_overflow", "hidden_overflow")
@@ -498,13 +411,7 @@ class NCAModel(keras.Model):
                 # even once `set_phase` makes it trainable.
                 self.build()
             if optimizer is None:
-                if warmup_steps:
-                    schedule = keras.optimizers.schedules.CosineDecay(
-                        0.0, decay_steps, warmup_target=learning_rate, warmup_steps=warmup_steps
-                    )
-                else:
-                    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
-                optimizer = NormalizedAdam(schedule)
+                optimizer = default_optimizer(learning_rate, decay_steps, warmup_steps)
             elif isinstance(optimizer, keras.optimizers.Optimizer):
                 # A fresh copy, so that each phase starts with fresh moments.
                 optimizer = type(optimizer).from_config(optimizer.get_config())
@@ -573,7 +480,7 @@ class NCAModel(keras.Model):
             A numpy array of the input's shape and dtype family (uint8 in,
             uint8 out; float in, float32 out).
         """
-        _check_restore_arguments(steps, tile, batch_size, tolerance)
+        check_restore_arguments(steps, tile, batch_size, tolerance)
         batch, restore_like = image_io.to_batch(image, self.channels, self.grid_factor)
         steps = self.inference_steps if steps is None else int(steps)
         if tile:
@@ -640,7 +547,7 @@ class NCAModel(keras.Model):
         """The sample pool's variables (images, targets, states, filled), or []."""
         if self.pool_size <= 0 or not self.built:
             return []
-        return [self.pool_images, self.pool_targets, self.pool_states, self.pool_filled]
+        return self.sample_pool.variables
 
     def _seed_states(self):
         # Keras does not save SeedGenerator states; a resumed run needs them

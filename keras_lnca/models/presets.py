@@ -123,10 +123,12 @@ def load(name_or_path, compile=False):
     """Loads a preset (or a `.keras` path) as a model."""
     import keras
 
-    # Registers the package's serialisable classes before loading.
-    import keras_lnca
-
-    keras_lnca.register()
+    # Registers with Keras every class a model file of ours can name.
+    from keras_lnca import layers  # noqa: F401
+    from keras_lnca import metrics  # noqa: F401
+    from keras_lnca import optimizers  # noqa: F401
+    from keras_lnca.models import lnca  # noqa: F401
+    from keras_lnca.models import pixel_nca  # noqa: F401
 
     path = resolve(name_or_path)
     reason = _not_a_keras_file(path)

@@ -4,11 +4,13 @@
   checkpoints, evaluating and writing presets (`load_recipe`, `train`,
   `evaluate_recipe`, `write_preset`).
 * `losses`: both phases' losses and weights.
+* `pool`: `SamplePool`, the NCA sample pool and its hygiene rule.
 
-The model's own training hooks (the step schedule, the sample pool, the
-phase switch) live with the model in `keras_lnca.models.nca_model`.
+The model's own training hooks (the step schedule, the phase switch, the
+`fit` hooks) live with the model in `keras_lnca.models.nca_model`.
 """
 
+from keras_lnca.training.pool import SamplePool
 from keras_lnca.training.recipe import Checkpoint
 from keras_lnca.training.recipe import build_model
 from keras_lnca.training.recipe import check_recipe
@@ -23,6 +25,6 @@ from keras_lnca.training.recipe import training_data
 from keras_lnca.training.recipe import write_preset
 
 __all__ = [
-    "Checkpoint", "build_model", "check_recipe", "data_root", "demo_metrics", "evaluate_recipe",
+    "Checkpoint", "SamplePool", "build_model", "check_recipe", "data_root", "demo_metrics", "evaluate_recipe",
     "initial_weights", "load_recipe", "resolve_data", "train", "training_data", "write_preset",
 ]

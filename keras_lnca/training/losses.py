@@ -35,3 +35,13 @@ def overflow(x, low, high):
 def per_sample_distance(a, b):
     """Mean squared distance per sample of a batch."""
     return ops.mean(ops.square(a - b), axis=tuple(range(1, len(a.shape))))
+
+
+def nca_losses(outputs):
+    """The NCA phase's terms `{name: (weight, value)}` from a training forward pass
+    (`restored`/`target` images, `out` and `hidden` channels of the final state)."""
+    return {
+        "pixel_loss": (PIXEL_WEIGHT, mse(outputs["restored"], outputs["target"])),
+        "out_overflow": (OUT_OVERFLOW_WEIGHT, overflow(outputs["out"], 0.0, 1.0)),
+        "hidden_overflow": (HIDDEN_OVERFLOW_WEIGHT, overflow(outputs["hidden"], -1.0, 1.0)),
+    }
