@@ -11,7 +11,7 @@ channels, untrained weights, the same number of NCA steps for every model):
   the same on TensorFlow, JAX and PyTorch.
 * `latency_ms`: median wall time of `repeats` forward passes after `warmup`
   untimed passes, through the compiled function that `Model.predict` runs
-  on each backend (`compiled_forward`): `tf.function` on TensorFlow (XLA
+  on each backend (`backend_utils.compiled_forward`): `tf.function` on TensorFlow (XLA
   only where Keras' `jit_compile="auto"` would use it, i.e. with a GPU),
   `jax.jit` of `stateless_call` on JAX (compiled ahead of the first pass),
   eager under `torch.no_grad()` on PyTorch. The input is a numpy array and
@@ -69,7 +69,6 @@ from keras_lnca.benchmarks.efficiency.config import validate_config
 from keras_lnca.benchmarks.efficiency.extrapolate import predict_cost
 from keras_lnca.benchmarks.efficiency.flops import count_flops
 from keras_lnca.benchmarks.efficiency.flops import count_params
-from keras_lnca.benchmarks.efficiency.measure import compiled_forward
 from keras_lnca.benchmarks.efficiency.measure import measure_inference
 from keras_lnca.benchmarks.efficiency.measure import measure_train_step
 from keras_lnca.benchmarks.efficiency.measure import run_isolated

@@ -20,73 +20,6 @@ from keras_lnca.benchmarks.efficiency.flops import count_params
 from keras_lnca.benchmarks.efficiency.models import build_model
 
 
-def compiled_forward(model, steps=None, jit_compile="auto", example=None):
-    """The deterministic inference pass, compiled as `Model.predict` compiles it.
-
-    Args:
-        model: a built `LNCA` or `PixelNCA`.
-        steps: int, NCA steps (defaults to `model.inference_steps`).
-        jit_compile: `"auto"`, True or False: XLA for the TensorFlow
-            `tf.function` (`"auto"`: only with a GPU, as Keras). JAX always
-            compiles with XLA; PyTorch runs eagerly, as `predict` does.
-        example: optional numpy array of the input shape: compile (JAX) or
-            trace (TensorFlow) for it now rather than at the first call.
-
-    Returns:
-        `(forward, jit)`: `forward(images) -> numpy array`, images a numpy
-        array `(batch, height, width, channels)`; `jit` whether XLA is used.
-
-    Example:
-    ```python
-    forward, _ = compiled_forward(model, steps=64)
-    restored = forward(np.zeros((1, 64, 64, 3), "float32"))
-    ```
-    """
-    import keras
-
-    steps = model.inference_steps if steps is None else int(steps)
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        trainable = [v.value for v in model.trainable_variables]
-        non_trainable = [v.value for v in model.non_trainable_variables]
-
-        def restore(trainable, non_trainable, images):
-            restored, _ = model.stateless_call(
-                trainable, non_trainable, images, training=False, steps=steps
-            )
-            return restored
-
-        run = jax.jit(restore)
-        if example is not None:
-            run = run.lower(trainable, non_trainable, example).compile()
-        return (lambda images: np.asarray(run(trainable, non_trainable, images))), True
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        # "auto" follows Keras: XLA only with a GPU.
-        jit = bool(tf.config.list_logical_devices("GPU")) if jit_compile == "auto" else bool(jit_compile)
-        run = tf.function(
-            lambda images: model(images, training=False, steps=steps),
-            jit_compile=jit,
-            reduce_retracing=True,
-        )
-        if example is not None:
-            run = run.get_concrete_function(tf.TensorSpec(example.shape, tf.float32))
-        return (lambda images: run(tf.convert_to_tensor(images)).numpy()), jit
-    if backend == "torch":
-        import torch
-
-        def forward(images):
-            with torch.no_grad():
-                restored = model(keras.ops.convert_to_tensor(images), training=False, steps=steps)
-            return keras.ops.convert_to_numpy(restored)
-
-        return forward, False
-    raise ValueError(f"Unsupported backend {backend!r}.")
-
-
 def measure_inference(
     model_name,
     size,
@@ -115,7 +48,7 @@ def measure_inference(
         repeats: int, timed passes; 0 runs the warm-up only (latency is
             then the first, compiling, pass).
         warmup: int >= 1, untimed passes first (the first compiles).
-        jit_compile: see `compiled_forward`.
+        jit_compile: see `backend_utils.compiled_forward`.
         seed: int, seed of the random input.
         jax_cache_dir: see `build_model`.
         memory_guard: optional callable given the baseline host bytes
@@ -149,6 +82,8 @@ def measure_inference(
     if memory_guard is not None and memory.source.startswith("process"):
         memory_guard(memory.baseline)
     start = time.perf_counter()
+    from keras_lnca.backend_utils import compiled_forward
+
     forward, jit = compiled_forward(model, steps=steps, jit_compile=jit_compile, example=images)
     compile_ms = 1000.0 * (time.perf_counter() - start)
     compile_peak = memory.peak()

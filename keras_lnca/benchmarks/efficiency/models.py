@@ -1,6 +1,5 @@
 """The benchmarked models: their names, labels and how each is built (untrained)."""
 
-import contextlib
 
 # name -> (label, how it is built)
 MODELS = {
@@ -48,6 +47,7 @@ def build_model(name, channels=3, steps=64, train_steps=(8, 32), seed=0, jax_cac
     ```
     """
     import keras_lnca as kl
+    from keras_lnca.backend_utils import jax_compilation_cache
 
     common = dict(channels=channels, inference_steps=steps, train_steps=train_steps, seed=seed)
     if name == "lnca_nafca":
@@ -67,26 +67,6 @@ def build_model(name, channels=3, steps=64, train_steps=(8, 32), seed=0, jax_cac
         model = kl.PixelNCA(cell="sobel", hidden_channels=32, **common)
     else:
         raise ValueError(f"Unknown benchmark model {name!r}; choose from {sorted(MODELS)}.")
-    with _jax_compilation_cache(jax_cache_dir):
+    with jax_compilation_cache(jax_cache_dir):
         model.build()
     return model
-
-
-@contextlib.contextmanager
-def _jax_compilation_cache(directory):
-    """Enables JAX's persistent compilation cache in `directory` for a block."""
-    import keras
-
-    if not directory or keras.backend.backend() != "jax":
-        yield
-        return
-    import jax
-
-    jax.config.update("jax_compilation_cache_dir", directory)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    jax.config.update("jax_enable_compilation_cache", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_compilation_cache", False)
