@@ -151,8 +151,13 @@ def test_every_readme_command_is_covered():
         assert len(owners) == 1, f"python block without exactly one test:\n{text}"
         assert re.search(rf"^def {owners[0]}\(", (REPO / "tests" / "test_readme.py").read_text(), re.M)
     # The tests the README cites exist.
-    for file, function in re.findall(r"`tests/(test_\w+\.py)::(\w+)`", README):
-        assert re.search(rf"^def {function}\(", (REPO / "tests" / file).read_text(), re.M), function
+    for file, cls, function in re.findall(r"`tests/(test_\w+\.py)::(?:(\w+)::)?(\w+)`", README):
+        source = (REPO / "tests" / file).read_text()
+        if cls:  # a method of a test class: `class Name(...)` holds `def function(`
+            body = re.search(rf"^class {cls}\b.*?(?=^\S|\Z)", source, re.M | re.S)
+            assert body and re.search(rf"^    def {function}\(", body.group(0), re.M), (cls, function)
+        else:
+            assert re.search(rf"^def {function}\(", source, re.M), function
 
 
 def test_readme_degradation_specs_are_tested():
