@@ -133,20 +133,21 @@ def _bisect_side(config, runner, backend, model, points, lo, hi, guess, details)
         trials.append({"size": side, "error": result.get("error"), "status": result.get("status")})
         return None
 
+    def probe(side):
+        """`(fits, stopped)`: a trial at `side`, or why the search stops there."""
+        if not affordable(side):
+            return None, f"a trial at {side}^2 would exceed the time budget"
+        fits = trial(side)
+        return fits, (f"the trial at {side}^2 failed" if fits is None else None)
+
     if hi is None:
         hi = _round_side(max(guess * 1.25, lo * 2))
         while True:
             if hi > _MAX_TRIAL_SIDE:
                 stopped = f"no trial up to {_MAX_TRIAL_SIDE}^2 exceeded the budget"
                 break
-            if not affordable(hi):
-                stopped = f"a trial at {hi}^2 would exceed the time budget"
-                break
-            fits = trial(hi)
-            if fits is None:
-                stopped = f"the trial at {hi}^2 failed"
-                break
-            if not fits:
+            fits, stopped = probe(hi)
+            if stopped or not fits:
                 break
             lo, hi = hi, _round_side(hi * 1.5)
     tolerance = max(16, _round_side(0.05 * lo))
@@ -154,12 +155,8 @@ def _bisect_side(config, runner, backend, model, points, lo, hi, guess, details)
         mid = _round_side((lo + hi) / 2)
         if mid <= lo:
             break
-        if not affordable(mid):
-            stopped = f"a trial at {mid}^2 would exceed the time budget"
-            break
-        fits = trial(mid)
-        if fits is None:
-            stopped = f"the trial at {mid}^2 failed"
+        fits, stopped = probe(mid)
+        if stopped:
             break
         lo, hi = (mid, hi) if fits else (lo, mid)
     details = dict(details, trials=trials, bracket=[lo, hi])
