@@ -8,6 +8,7 @@ import tempfile
 import threading
 import time
 
+from keras_lnca.data.io import atomic_write
 from keras_lnca.memory_probe import MIB
 from keras_lnca.memory_probe import proc_status_bytes
 
@@ -50,8 +51,6 @@ def run_worker(code, spec, env, timeout=None, prefix="lnca-bench-"):
 def write_result(path, result):
     """Writes a worker's JSON result atomically (the parent reads it once the worker exits)."""
     text = json.dumps(result)
-    from keras_lnca.data.io import atomic_write  # (keras_lnca.data loads Keras: not at CLI start-up)
-
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 

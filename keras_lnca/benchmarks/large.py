@@ -52,6 +52,7 @@ import numpy as np
 from keras_lnca import memory_probe
 from keras_lnca.benchmarks._worker import run_worker
 from keras_lnca.benchmarks._worker import serve
+from keras_lnca.data.io import atomic_write
 from keras_lnca.errors import UserError
 
 DEFAULT_PRESET = "lnca_denoise_gray_s25"
@@ -351,14 +352,10 @@ def format_markdown(result):
 def write_json(path, result):
     """Writes `result` as JSON, atomically."""
     text = json.dumps(result, indent=2) + "\n"
-    from keras_lnca.data.io import atomic_write  # (keras_lnca.data loads Keras: not at CLI start-up)
-
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def write_markdown(path, result):
     """Writes `format_markdown(result)`, atomically."""
     text = format_markdown(result)
-    from keras_lnca.data.io import atomic_write  # (keras_lnca.data loads Keras: not at CLI start-up)
-
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))

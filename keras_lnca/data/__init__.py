@@ -9,7 +9,9 @@
 * `keras_lnca.data.tfds_builder`: a tensorflow-datasets builder for the
   benchmark sets (imported on its own: it needs tensorflow-datasets).
 
-Nothing here imports TensorFlow until a `tf.data` pipeline is built.
+Nothing here imports TensorFlow until a `tf.data` pipeline is built, nor
+Keras until a `PyDataset` class is first used (so that image files can be
+read and written, e.g. `io.atomic_write`, without loading a backend).
 """
 
 from keras_lnca.data._cache import find_pairs
@@ -18,11 +20,9 @@ from keras_lnca.data.folder import evaluation_images
 from keras_lnca.data.folder import folder_dataset
 from keras_lnca.data.folder import paired_evaluation_images
 from keras_lnca.data.folder import paired_folder_dataset
-from keras_lnca.data.folder_py_dataset import FolderPyDataset
 from keras_lnca.data.io import list_images
 from keras_lnca.data.io import load_image
 from keras_lnca.data.io import save_image
-from keras_lnca.data.paired_folder_py_dataset import PairedFolderPyDataset
 
 __all__ = [
     "FolderPyDataset",
@@ -37,3 +37,17 @@ __all__ = [
     "paired_folder_dataset",
     "save_image",
 ]
+
+# The PyDataset classes subclass `keras.utils.PyDataset`: loaded on first use.
+_LAZY = {
+    "FolderPyDataset": "keras_lnca.data.folder_py_dataset",
+    "PairedFolderPyDataset": "keras_lnca.data.paired_folder_py_dataset",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,6 +6,7 @@ import platform
 
 from keras_lnca.benchmarks.efficiency.models import BASELINE
 from keras_lnca.benchmarks.efficiency.models import MODELS
+from keras_lnca.data.io import atomic_write
 
 
 def _label(model):
@@ -202,16 +203,12 @@ def write_json(path, result):
     the first backend's.
     """
     text = json.dumps(result, indent=2) + "\n"
-    from keras_lnca.data.io import atomic_write  # (keras_lnca.data loads Keras: not at CLI start-up)
-
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def write_markdown(path, result):
     """Writes `format_report(result, markdown=True)` (atomically)."""
     text = format_report(result, markdown=True)
-    from keras_lnca.data.io import atomic_write  # (keras_lnca.data loads Keras: not at CLI start-up)
-
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
@@ -269,8 +266,6 @@ def plot(path, result):
     fig.suptitle(f"lnca benchmark efficiency: {backends}, device {result['machine'].get('device')}")
     fig.tight_layout()
     try:
-        from keras_lnca.data.io import atomic_write  # (keras_lnca.data loads Keras: not at CLI start-up)
-
         atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
     finally:
         plt.close(fig)
