@@ -265,6 +265,7 @@ class Checkpoint:
 
     def save(self, model, epochs, seconds):
         from keras_lnca.data.io import atomic_path
+        from keras_lnca.data.io import atomic_write
 
         files = self.files(epochs)
         saved_pool, model.save_pool = model.save_pool, False
@@ -273,14 +274,10 @@ class Checkpoint:
                 model.save_weights(temporary)
         finally:
             model.save_pool = saved_pool
-        with atomic_path(files["optimizer"]) as temporary:
-            with open(temporary, "wb") as f:
-                np.savez(f, *[np.asarray(v) for v in model.optimizer.variables])
+        _save_arrays(files["optimizer"], model.optimizer.variables)
         pool = model.pool_variables()
         if pool:
-            with atomic_path(files["pool"]) as temporary:
-                with open(temporary, "wb") as f:
-                    np.savez(f, *[np.asarray(v) for v in pool])
+            _save_arrays(files["pool"], pool)
         progress = self.progress()
         progress[self.phase] = {
             "epochs": int(epochs),
@@ -288,8 +285,7 @@ class Checkpoint:
             "files": {kind: path.name for kind, path in files.items() if kind != "pool" or pool},
         }
         text = json.dumps(progress, indent=2) + "\n"
-        with atomic_path(self.progress_file) as temporary:  # the commit point
-            temporary.write_text(text)
+        atomic_write(self.progress_file, lambda f: f.write(text.encode("utf-8")))  # the commit point
         self._remove_stale(files)
 
     def _remove_stale(self, keep):
@@ -326,6 +322,14 @@ class Checkpoint:
                 variable.assign(value)
         self.pool_restored = pool is not None
         return done
+
+
+def _save_arrays(path, variables):
+    """Writes the variables' values to an `.npz` file atomically (read by `_load_arrays`)."""
+    from keras_lnca.data.io import atomic_write
+
+    values = [np.asarray(v) for v in variables]
+    atomic_write(path, lambda f: np.savez(f, *values))
 
 
 def _load_arrays(path):
