@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 from keras_lnca.errors import UserError
+from keras_lnca.errors import first_line
 
 BASELINES = ("identity", "bm3d", "wiener")
 
@@ -57,11 +58,6 @@ def add_parser(subparsers):
     return parser
 
 
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def load_models(args):
     """`{"model:<name>": model}` for every --preset and --model."""
     models = {}
@@ -70,14 +66,14 @@ def load_models(args):
     try:
         from keras_lnca import LNCA
     except ImportError as error:
-        raise UserError(f"models are not available: {_first_line(error)}") from None
+        raise UserError(f"models are not available: {first_line(error)}") from None
     for name in args.preset:
         try:
             models[f"model:{name}"] = LNCA.from_preset(name)
         except UserError:
             raise
         except Exception as error:
-            raise UserError(f"cannot load preset {name!r}: {_first_line(error)}") from None
+            raise UserError(f"cannot load preset {name!r}: {first_line(error)}") from None
     from keras_lnca.models import presets
 
     for path in args.model:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_lnca.errors import UserError
+from keras_lnca.errors import first_line
 
 IMAGE_EXTENSIONS = (
     ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pnm",
@@ -86,8 +87,7 @@ def _open_image(path):
     except UserError:
         raise
     except Exception as error:  # PIL raises many types for corrupt data
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UserError(f"cannot read image {path}: {reason}") from None
+        raise UserError(f"cannot read image {path}: {first_line(error)}") from None
     finally:
         Image.MAX_IMAGE_PIXELS = limit
 

@@ -2,6 +2,7 @@
 
 import importlib.util
 
+from keras_lnca.errors import first_line
 from keras_lnca.export import parity
 from keras_lnca.export import saved_model
 from keras_lnca.export import tf_bridge
@@ -88,5 +89,5 @@ def _write_onnx(model, path, shape, steps):
             output_path=path,
         )
     except Exception as error:
-        raise parity.ExportError(f"ONNX conversion failed: {parity.first_line(error)}") from None
+        raise parity.ExportError(f"ONNX conversion failed: {first_line(error)}") from None
     return {}

@@ -115,12 +115,6 @@ class ExportReport:
         return "\n".join(lines)
 
 
-def first_line(error):
-    """The first non-blank line of `error`'s message, or its type's name."""
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
 def check_size(input_shape):
     """`(height, width)` from `input_shape`, `None` for a resizable dimension."""
     if input_shape is None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from keras_lnca.data.io import atomic_path
 from keras_lnca.errors import UserError
+from keras_lnca.errors import first_line
 from keras_lnca.export import parity
 
 # What the subprocess runs: `_subprocess_main(request_path)` of this module.
@@ -39,7 +40,7 @@ def exportable(model, steps):
         try:
             model = presets.load(source)
         except Exception as error:  # Keras raises many types for a bad file
-            raise UserError(f"cannot load model {source}: {parity.first_line(error)}") from None
+            raise UserError(f"cannot load model {source}: {first_line(error)}") from None
         if not isinstance(model, NCAModel):
             raise UserError(f"{source} holds a {type(model).__name__}, not an LNCA/PixelNCA")
     elif not isinstance(model, NCAModel):

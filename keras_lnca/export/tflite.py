@@ -9,6 +9,7 @@ import tempfile
 import numpy as np
 
 from keras_lnca.errors import UserError
+from keras_lnca.errors import first_line
 from keras_lnca.export import calibration
 from keras_lnca.export import parity
 from keras_lnca.export import saved_model
@@ -165,7 +166,7 @@ def _conversion_message(error, shape):
     text = str(error)
     found = re.search(r"TF Select ops: ([^\n]+)", text)
     if not found:
-        return f"TFLite conversion failed: {parity.first_line(error)}"
+        return f"TFLite conversion failed: {first_line(error)}"
     message = (
         f"the graph needs TensorFlow ops that have no builtin TFLite kernel "
         f"({found.group(1).strip()}); Flex ops are not allowed"

@@ -11,6 +11,7 @@ import json
 import pathlib
 
 from keras_lnca.errors import UserError
+from keras_lnca.errors import first_line
 
 
 def directory():
@@ -139,7 +140,7 @@ def load(name_or_path, compile=False):
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as error:  # a file that is not a Keras model of ours
         text = str(error).strip()
-        reason = text.splitlines()[0] if text else type(error).__name__
+        reason = first_line(error)
         reason = reason.split(". ")[0].rstrip(".")[:200]  # the first sentence
         if "safe_mode" in text:
             reason += " (refused: models load with safe_mode=True)"
