@@ -1,4 +1,5 @@
-"""Choosing a Keras backend before Keras is imported (no Keras import here).
+"""Choosing a Keras backend before Keras is imported (no Keras import here),
+and muting what the frameworks' native code prints.
 
 Keras defaults to TensorFlow. A user who installed only `keras-lnca[jax]` or
 `[torch]` would otherwise get `ModuleNotFoundError: tensorflow` from the first
@@ -9,6 +10,7 @@ JAX and PyTorch is used, and one line on stderr says so. `KERAS_BACKEND` is
 never overridden.
 """
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -54,3 +56,22 @@ def choose_backend(log=None):
             (log or (lambda text: print(text, file=sys.stderr)))(message)
             return backend
     return None
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Drops what native code prints on file descriptor 2 during the block.
+
+    TensorFlow's C++ start-up lines (oneDNN, CPU features, absl) and the
+    TFLite converter's MLIR dumps go straight to the descriptor and ignore
+    `TF_CPP_MIN_LOG_LEVEL`; Python's own `sys.stderr` is flushed first.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as sink:
+            os.dup2(sink.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

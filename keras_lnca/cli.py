@@ -49,26 +49,21 @@ def import_keras_quietly(also_tensorflow=False):
         wanted.remove("tensorflow")
     if any(name not in sys.modules for name in wanted):
         from keras_lnca.backend_choice import choose_backend
+        from keras_lnca.backend_choice import native_stderr_silenced
 
         choose_backend()
-        sys.stderr.flush()
-        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
         try:
-            import keras
+            with native_stderr_silenced():
+                import keras
 
-            # TensorFlow prints its lines when its runtime starts: start it here.
-            keras.ops.convert_to_numpy(keras.ops.zeros((1,)) + 1)
-            if "tensorflow" in wanted:
-                import tensorflow as tf
+                # TensorFlow prints its lines when its runtime starts: start it here.
+                keras.ops.convert_to_numpy(keras.ops.zeros((1,)) + 1)
+                if "tensorflow" in wanted:
+                    import tensorflow as tf
 
-                tf.constant(0.0).numpy()
+                    tf.constant(0.0).numpy()
         except Exception:  # noqa: BLE001 - the command's own import reports it
             pass
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            os.close(devnull)
     keras = sys.modules.get("keras")
     return keras.backend.backend() if keras is not None else None
 

@@ -1,13 +1,11 @@
 """TFLite (LiteRT) export: conversion to builtin ops, quantization, flatbuffer inspection."""
 
-import contextlib
-import os
 import re
-import sys
 import tempfile
 
 import numpy as np
 
+from keras_lnca.backend_choice import native_stderr_silenced
 from keras_lnca.errors import UserError
 from keras_lnca.errors import first_line
 from keras_lnca.export import calibration
@@ -147,7 +145,9 @@ def _convert_tflite(model, path, shape, steps, quantization, calibration, unroll
             batch = np.asarray(calibration, np.float32)
             converter.representative_dataset = lambda: ([image[None]] for image in batch)
         try:
-            with _native_stderr_silenced():
+            # The converter's diagnostics are long dumps; the relevant part reaches the
+            # raised exception's message, which `_conversion_message` condenses.
+            with native_stderr_silenced():
                 flatbuffer = converter.convert()
         except Exception as error:
             raise parity.ExportError(_conversion_message(error, shape)) from None
@@ -202,21 +202,3 @@ def _inspect_flatbuffer(flatbuffer):
             name = type_names.get(tensor.type, str(tensor.type))
             tensor_types[name] = tensor_types.get(name, 0) + 1
     return sorted(ops), sorted(custom), tensor_types
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """Drops what native code (the MLIR converter) prints on file descriptor 2.
-
-    Its diagnostics are long dumps; the relevant part reaches the raised
-    exception's message, which `_conversion_message` condenses.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as sink:
-            os.dup2(sink.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
