@@ -204,6 +204,20 @@ def check_batch(images, channels, multiple=1):
     return images, crop
 
 
+def check_image_tensor(images, channels):
+    """Checks a tensor batch given to `call` (any backend, traced or not): rank 4 and the
+    model's channel count, where known."""
+    if len(images.shape) != 4:
+        raise ValueError(
+            f"Expected images of shape (batch, height, width, {channels}), "
+            f"got shape {tuple(images.shape)}."
+        )
+    if images.shape[-1] is not None and images.shape[-1] != channels:
+        raise ValueError(
+            f"This model restores {channels}-channel images; got {images.shape[-1]} channels."
+        )
+
+
 def _static_shape(x):
     """The shape of an array or tensor as a tuple (None for unknown parts), or None."""
     try:

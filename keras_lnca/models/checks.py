@@ -1,4 +1,5 @@
-"""Argument checks shared by the models: one-line `ValueError`s before any work."""
+"""Argument checks shared by the models (step counts, tile, batch size, tolerance):
+one-line `ValueError`s before any work. Image checks are in `keras_lnca.image_io`."""
 
 import numpy as np
 
@@ -27,19 +28,6 @@ def check_train_steps(train_steps):
             f"got {train_steps}."
         )
     return int(low), int(high)
-
-
-def check_image_tensor(images, channels):
-    """A batch `(batch, height, width, channels)` of the model's channel count."""
-    if len(images.shape) != 4:
-        raise ValueError(
-            f"Expected images of shape (batch, height, width, {channels}), "
-            f"got shape {tuple(images.shape)}."
-        )
-    if images.shape[-1] is not None and images.shape[-1] != channels:
-        raise ValueError(
-            f"This model restores {channels}-channel images; got {images.shape[-1]} channels."
-        )
 
 
 def check_restore_arguments(steps, tile, batch_size, tolerance):

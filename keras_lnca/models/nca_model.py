@@ -6,7 +6,6 @@ from keras_lnca import backend_utils
 from keras_lnca import image_io
 from keras_lnca.layers import NCA
 from keras_lnca.layers import get_cell
-from keras_lnca.models.checks import check_image_tensor
 from keras_lnca.models.checks import check_restore_arguments
 from keras_lnca.models.checks import check_steps
 from keras_lnca.models.checks import check_train_steps
@@ -231,7 +230,7 @@ class NCAModel(keras.Model):
 
     def _restore_tensor(self, images, steps=None, tolerance=None, unroll=False):
         """The deterministic inference pipeline, for any height and width."""
-        check_image_tensor(images, self.channels)
+        image_io.check_image_tensor(images, self.channels)
         steps = self.inference_steps if steps is None else int(steps)
         height, width = ops.shape(images)[1], ops.shape(images)[2]
         state, context = self.initial_state(images)
