@@ -39,6 +39,8 @@ WIENER_BALANCE = 0.003
 # SSIM window: Gaussian, sigma 1.5, truncated at 3.5 sigma (11x11), as skimage.
 _SSIM_SIGMA = 1.5
 _SSIM_RADIUS = 5
+# The row name of a noise-level-aware model told the true level, after its name.
+TOLD_SUFFIX = "@told"
 
 
 def psnr(clean, restored, clip=True):
@@ -133,7 +135,7 @@ def _bm3d(degraded, info):
         import bm3d
     except ImportError:
         raise UserError("the bm3d baseline needs the bm3d package (`pip install bm3d`)") from None
-    sigma = info["sigma"] / 255.0
+    sigma = float(np.mean(info["sigma"])) / 255.0  # spatially varying noise: its mean level
     if degraded.shape[-1] == 1:
         return np.asarray(bm3d.bm3d(degraded[..., 0], sigma_psd=sigma)).reshape(degraded.shape)
     return np.asarray(bm3d.bm3d_rgb(degraded, sigma_psd=sigma)).reshape(degraded.shape)
@@ -156,7 +158,8 @@ def baseline(name, degradation):
     * `identity`: returns the degraded image (the "noisy" row of a table).
     * `bm3d`: BM3D (`bm3d.bm3d`, `bm3d.bm3d_rgb` for colour) with the true
       noise level; only for pure Gaussian noise (`gaussian:SIGMA`, or a
-      blind range, where each image's drawn sigma is used).
+      blind range, where each image's drawn sigma is used; `ramp:LOW-HIGH`,
+      where it is told the mean level).
     * `wiener`: `skimage.restoration.wiener` with the known blur kernel and
       balance 0.003, per channel; needs one blur stage (`blur:...` or
       `motion:...`), optionally with noise.
@@ -237,7 +240,7 @@ def as_image(output, shape, method, name):
 
 
 def evaluate(dataset, degradation=None, methods=None, baselines=(), *, seed=0, channels=None,
-             limit=None, progress=True):
+             limit=None, progress=True, told_methods=None):
     """Evaluates methods on a folder at full resolution.
 
     Args:
@@ -255,6 +258,10 @@ def evaluate(dataset, degradation=None, methods=None, baselines=(), *, seed=0, c
         channels: `None` keeps each file's channels; 1 or 3 converts.
         limit: evaluate only the first `limit` images.
         progress: show a tqdm progress bar.
+        told_methods: a mapping `name -> restore(image, info) -> image` of
+            methods told what the degradation drew for each image (`info`,
+            see `Degradation.apply`: e.g. `info["sigma"]`, the true noise
+            level), as the `bm3d` and `wiener` baselines are.
 
     Returns:
         A dict: `{"dataset", "degradation", "seed", "paired", "channels",
@@ -279,6 +286,9 @@ def evaluate(dataset, degradation=None, methods=None, baselines=(), *, seed=0, c
     # (name, restore(degraded, info), clip the output before scoring)
     runners = [(name, (lambda fn: lambda image, info: fn(image))(fn), True)
                for name, fn in (methods or {}).items()]
+    if told_methods and degradation is None:
+        raise UserError("methods told the degradation need one: give a degradation spec")
+    runners += [(name, fn, True) for name, fn in (told_methods or {}).items()]
     runners += [(name, baseline(name, degradation), name != "identity") for name in baselines]
     if not runners:
         raise UserError("nothing to evaluate: give at least one model or baseline")

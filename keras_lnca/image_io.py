@@ -26,7 +26,8 @@ def to_batch(image, channels, multiple=1):
 
     Returns:
         `(batch, restore_like)`: the batch, and a function that maps a restored
-        batch back to the input's shape and dtype family.
+        batch back to the input's shape and dtype family; its `size`
+        attribute is the image's `(height, width)` before any padding.
 
     Raises:
         ValueError: a missing, empty or corrupt file, wrong rank, an empty
@@ -116,6 +117,7 @@ def to_batch(image, channels, multiple=1):
             restored = restored.astype("float32")
         return restored.reshape(input_shape)
 
+    restore_like.size = (height, width)
     return batch, restore_like
 
 
@@ -226,17 +228,22 @@ def _static_shape(x):
         return None
 
 
-def check_pairs(degraded, clean, channels, model_name="The model"):
+def check_pairs(degraded, clean, channels, model_name="The model", degraded_channels=None):
     """Checks `(degraded, clean)` training pairs against a model's channels.
 
     Works on numpy arrays and on backend tensors (TensorFlow, JAX, torch)
     inside a traced `train_step`; unknown dimensions are not checked.
+    `degraded_channels` (default `channels`) is the input's channel count: a
+    noise-level-aware model's degraded batch also carries the noise map.
 
     Raises:
         ValueError: a batch that is not `(N, H, W, C)`, a channel count other
-            than `channels`, or degraded and clean images of different shapes.
+            than the model's, or degraded and clean images of different sizes.
     """
+    if degraded_channels is None:
+        degraded_channels = channels
     shapes = {"degraded": _static_shape(degraded), "clean": _static_shape(clean)}
+    expected = {"degraded": degraded_channels, "clean": channels}
     for name, shape in shapes.items():
         if shape is None:
             continue
@@ -245,7 +252,14 @@ def check_pairs(degraded, clean, channels, model_name="The model"):
                 f"{model_name} trains on (degraded, clean) batches of shape (N, H, W, "
                 f"{channels}); got {name} images of shape {shape}."
             )
-        if shape[-1] is not None and shape[-1] != channels:
+        if shape[-1] is not None and shape[-1] != expected[name]:
+            if name == "degraded" and degraded_channels != channels:
+                raise ValueError(
+                    f"{model_name} is noise-level-aware: its degraded images have "
+                    f"{channels} channel(s) plus a noise map (sigma / 255 per pixel) as "
+                    f"the last channel, {degraded_channels} in all; got {shape[-1]} (shape "
+                    f"{shape}). Use `noise_map=True` in the data pipeline."
+                )
             raise ValueError(
                 f"{model_name} restores {channels}-channel images; got {shape[-1]}-channel "
                 f"{name} images (shape {shape}). Convert the data (e.g. `channels={channels}` "
@@ -253,7 +267,7 @@ def check_pairs(degraded, clean, channels, model_name="The model"):
             )
     first, second = shapes["degraded"], shapes["clean"]
     if first is not None and second is not None:
-        if any(a is not None and b is not None and a != b for a, b in zip(first, second)):
+        if any(a is not None and b is not None and a != b for a, b in zip(first[:3], second[:3])):
             raise ValueError(
                 f"Degraded and clean images must have the same shape; got {first} and {second}."
             )

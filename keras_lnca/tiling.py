@@ -48,7 +48,7 @@ def restore_tiled(model, batch, steps, tile, margin=None, tolerance=None):
     margin = model.receptive_radius(steps) if margin is None else int(margin)
     factor = model.grid_factor
     _, height, width, _ = batch.shape
-    restored = np.empty_like(batch)
+    restored = np.empty(batch.shape[:-1] + (model.channels,), batch.dtype)  # the input may hold a noise map
     for top, bottom, core_top, core_bottom in tile_windows(height, tile, margin, factor):
         for left, right, core_left, core_right in tile_windows(width, tile, margin, factor):
             window = batch[:, top:bottom, left:right]

@@ -179,13 +179,15 @@ class StepTrajectory:
     def _predict(self, key, function, inputs):
         return self._get(key, function).predict(inputs, batch_size=self.batch_size, verbose=0)
 
-    def __call__(self, image, steps):
+    def __call__(self, image, steps, noise_level=None):
         """Yields one readout per step count, in increasing order.
 
         Args:
             image: as `model.restore` takes it (`(H, W)`, `(H, W, C)` or
                 `(N, H, W, C)`; float images may leave [0, 1] slightly).
             steps: increasing positive step counts.
+            noise_level: a noise-level-aware model's level, as `restore`
+                takes it (None: estimated per image).
 
         Yields:
             Dicts `{"steps", "image", "update_magnitude",
@@ -200,6 +202,7 @@ class StepTrajectory:
         model = self.model
         batch, restore_like = image_io.to_batch(image, model.channels, model.grid_factor)
         height, width = batch.shape[1:3]
+        batch = model.model_input(batch, noise_level, restore_like.size)
         start = time.perf_counter()
         state = self._predict("start", _start, batch)
         context = {"context": state["context"]} if "context" in state else {}

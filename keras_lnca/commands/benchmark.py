@@ -171,11 +171,37 @@ def add_large_parser(subparsers):
     return parser
 
 
+def add_noise_parser(subparsers):
+    """Adds `lnca benchmark noise`."""
+    parser = subparsers.add_parser(
+        "noise",
+        help="error of the noise level estimator on a test set",
+        description=(
+            "Adds Gaussian noise of each --sigmas level to every image of --dataset (the noisy "
+            "images of `lnca evaluate`) and compares the level estimated from each image "
+            "(kl.degradations.estimate_noise_level, what noise-level-aware models use when "
+            "not told) with the true one."
+        ),
+    )
+    parser.add_argument("--dataset", required=True, metavar="DIR", help="folder of clean images")
+    parser.add_argument("--sigmas", default="0,5,15,25,50", metavar="S,S,...",
+                        help="noise levels on the 0-255 scale (default 0,5,15,25,50)")
+    parser.add_argument("--seed", type=int, default=0, help="evaluation noise seed (default 0)")
+    parser.add_argument("--limit", metavar="N", help="only the first N images")
+    parser.add_argument("--channels", type=int, choices=(1, 3),
+                        help="convert images to 1 or 3 channels (default: the files')")
+    parser.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run_noise)
+    return parser
+
+
 # name -> function(subparsers) adding the sub-command's parser.
 SUBCOMMANDS = {
     "efficiency": add_efficiency_parser,
     "quality": add_quality_parser,
     "large": add_large_parser,
+    "noise": add_noise_parser,
 }
 
 
@@ -183,7 +209,7 @@ def add_parser(subparsers):
     """Adds `lnca benchmark` and its sub-commands to `subparsers`."""
     parser = subparsers.add_parser(
         "benchmark",
-        help="efficiency, quality-vs-steps and large-image benchmarks",
+        help="efficiency, quality-vs-steps, large-image and noise-estimation benchmarks",
         description="Benchmarks that reproduce the paper's claims.",
     )
     benchmarks = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK")
@@ -423,3 +449,24 @@ def run_large(args):
         print(f"lnca benchmark large: {large.point_label(point)} failed: "
               f"{point.get('error') or 'bad output (shape or non-finite values)'}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def run_noise(args):
+    """Runs `lnca benchmark noise`; returns the exit status."""
+    from keras_lnca.benchmarks import noise_estimation
+
+    try:
+        sigmas = [float(part) for part in args.sigmas.split(",")]
+    except ValueError:
+        raise UserError(f"--sigmas must be numbers separated by commas, got {args.sigmas!r}") from None
+    if not sigmas or any(not 0 <= s <= 255 for s in sigmas):
+        raise UserError(f"--sigmas must lie in [0, 255], got {args.sigmas!r}")
+    limit = None if args.limit is None else _count(args.limit, "--limit")
+    if not os.path.isdir(args.dataset):
+        raise UserError(f"no such dataset folder: {args.dataset}")
+    _check_output(args.json, "--json", ".json")
+    result = noise_estimation.run(args.dataset, sigmas, seed=args.seed, channels=args.channels,
+                                  limit=limit, progress=not args.quiet)
+    print(noise_estimation.format_table(result))
+    _write_outputs(noise_estimation, args, result)
+    return 0

@@ -8,6 +8,7 @@ from keras_lnca.errors import UserError
 from keras_lnca.errors import first_line
 
 BASELINES = ("identity", "bm3d", "wiener")
+NOISE_LEVELS = ("estimate", "told")
 
 
 def _positive_int(text):
@@ -43,6 +44,10 @@ def add_parser(subparsers):
     parser.add_argument("--baseline", action="extend", nargs="+", default=[], choices=BASELINES,
                         metavar="NAME",
                         help="identity, bm3d or wiener (repeatable; several per flag allowed)")
+    parser.add_argument("--noise-level", action="extend", nargs="+", default=[],
+                        choices=NOISE_LEVELS, metavar="HOW",
+                        help="how noise-level-aware models get sigma: estimate (from each image; "
+                        "the default) and/or told (the true level, as BM3D); both give two rows")
     parser.add_argument("--steps", type=_positive_int, metavar="N",
                         help="NCA steps for the models (default: the model's)")
     parser.add_argument("--seed", type=int, default=0, help="evaluation noise seed (default 0)")
@@ -96,6 +101,7 @@ def run(args):
     """Runs `lnca evaluate`; returns the exit status."""
     from keras_lnca import evaluation
     from keras_lnca.degradations import parse
+    from keras_lnca.evaluation import TOLD_SUFFIX
 
     if not (args.preset or args.model or args.baseline):
         raise UserError("nothing to evaluate: give --preset, --model or --baseline")
@@ -114,15 +120,24 @@ def run(args):
     degradation = parse(args.degradation) if args.degradation is not None else None
     for name in args.baseline:  # check compatibility before loading anything heavy
         evaluation.baseline(name, degradation)
+    how = list(dict.fromkeys(args.noise_level or ["estimate"]))
+    if "told" in how and (degradation is None or "gaussian" not in degradation.kinds):
+        raise UserError("--noise-level told needs a --degradation with Gaussian noise (its sigma)")
     models = load_models(args)
-    methods = {
-        name: (lambda model: lambda image: model.restore(image, steps=args.steps))(model)
-        for name, model in models.items()
-    }
+    methods, told = {}, {}
+    for name, model in models.items():
+        if not getattr(model, "noise_map", False) or "estimate" in how:
+            methods[name] = (lambda m: lambda image: m.restore(image, steps=args.steps))(model)
+        if getattr(model, "noise_map", False) and "told" in how:
+            told[name + TOLD_SUFFIX] = (
+                lambda m: lambda image, info: m.restore(
+                    image, steps=args.steps, noise_level=info["sigma"]
+                )
+            )(model)
     result = evaluation.evaluate(
         args.dataset, degradation, methods, list(dict.fromkeys(args.baseline)),
         seed=args.seed, channels=_channels(args, models), limit=args.limit,
-        progress=not args.quiet,
+        progress=not args.quiet, told_methods=told,
     )
     print(evaluation.format_table(result))
     if args.json:

@@ -25,10 +25,12 @@ def add_parser(subparsers):
                         "image, gray or colour; see `lnca presets`)")
     source.add_argument("--model", default=None, help="path of a .keras model")
     parser.add_argument("--noise-level", type=float, default=None, metavar="SIGMA",
-                        help="noise sigma on the 0-255 scale, for models that take one")
+                        help="noise sigma on the 0-255 scale, for noise-level-aware models "
+                        "(default: estimated per image, and printed)")
     parser.add_argument("--steps", type=int, default=None, help="NCA steps (default: the model's)")
     parser.add_argument("--tile", type=int, default=None, help="restore in tiles of this size (pixels)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--quiet", action="store_true", help="no line per image")
     parser.set_defaults(func=run)
 
 
@@ -110,11 +112,10 @@ def _conversion_note(files, channels, model_channels):
 
 
 def run(args):
-    from tqdm import tqdm
-
     from keras_lnca.data import save_image
     from keras_lnca.data.io import convert_channels
     from keras_lnca.data.io import read_raw
+    from keras_lnca.degradations import estimate_noise_level
     from keras_lnca.models import presets
     from keras_lnca.models.lnca import LNCA
 
@@ -146,9 +147,10 @@ def run(args):
     models = {}
     for name in sorted(set(names.values())):
         models[name] = LNCA.from_preset(name)
-    if args.noise_level is not None:
-        print("lnca restore: note: these models take no noise level (they were trained on "
-              "the noise in their card); --noise-level is ignored", file=sys.stderr)
+    ignoring = sorted(name for name, model in models.items() if not model.noise_map)
+    if args.noise_level is not None and ignoring:
+        print(f"lnca restore: note: {', '.join(ignoring)} take(s) no noise level (trained on "
+              "the noise in the card); --noise-level is ignored there", file=sys.stderr)
     if args.model or args.preset:
         model = models[names[channels[0]]]
         note = _conversion_note(files, channels, model.channels)
@@ -157,13 +159,23 @@ def run(args):
     if not single:
         output.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    for source, target, count in tqdm(list(zip(files, targets, channels)), desc="restoring",
-                                      unit="image", disable=len(files) < 2):
+    # One line per image is the progress report (`--quiet`: none).
+    for source, target, count in zip(files, targets, channels):
+        began = time.perf_counter()
         model = models[names[count]]
         array, scale = read_raw(source)  # each file is decoded once, at its own depth
         image = convert_channels(array, model.channels)
-        restored = model.restore(image, steps=args.steps, tile=args.tile)  # uint16 stays uint16
-        save_image(target, restored)
+        level, how = None, ""
+        if model.noise_map:
+            level, how = args.noise_level, "given"
+            if level is None:
+                level, how = estimate_noise_level(image.astype("float32") / scale), "estimated"
+        restored = model.restore(image, steps=args.steps, tile=args.tile, noise_level=level)
+        save_image(target, restored)  # uint16 stays uint16
+        if not args.quiet:
+            sigma = "" if level is None else f", sigma {level:.1f} ({how})"
+            print(f"{source.name}: {pathlib.Path(names[count]).name}{sigma}, "
+                  f"{time.perf_counter() - began:.2f} s -> {target}")
     seconds = time.perf_counter() - start
     print(f"restored {len(files)} image(s) in {seconds:.1f} s -> {output}")
     return 0

@@ -5,6 +5,7 @@ import numpy as np
 
 from keras_lnca.data import _cache
 from keras_lnca.data._crop_py_dataset import _CropPyDataset
+from keras_lnca.errors import UserError
 
 
 class FolderPyDataset(_CropPyDataset):
@@ -30,6 +31,10 @@ class FolderPyDataset(_CropPyDataset):
         augment: an optional Keras augmentation layer for the clean batch
             (its randomness comes from the layer's own seed).
         clip: clip the degraded batch to [0, 1].
+        noise_map: append the noise level each crop was given, as a map of
+            σ / 255 per pixel, to the degraded batch: the input of a
+            noise-level-aware model (`LNCA(noise_map=True)`). The
+            degradation needs a Gaussian stage.
         **kwargs: `workers`, `use_multiprocessing`, `max_queue_size` of
             `keras.utils.PyDataset`.
 
@@ -43,8 +48,14 @@ class FolderPyDataset(_CropPyDataset):
 
     def __init__(self, folder, degradation, crop_size=32, batch_size=8, channels=3, *,
                  crops_per_image=1, shuffle=True, seed=None, augment=None, clip=False,
-                 **kwargs):
+                 noise_map=False, **kwargs):
         self.degradation = _cache.resolve_degradation(degradation)
+        if noise_map and "gaussian" not in self.degradation.kinds:
+            raise UserError(
+                f"noise_map=True needs a Gaussian noise stage in the degradation; "
+                f"{self.degradation.spec!r} has none"
+            )
+        self.noise_map = bool(noise_map)
         paths = _cache.folder_paths(folder)
         arrays, scale = _cache.load_images(paths, channels)
         _cache.check_crop(arrays, paths, crop_size)
@@ -58,7 +69,15 @@ class FolderPyDataset(_CropPyDataset):
         if self.augment is not None:
             clean = keras.ops.convert_to_numpy(self.augment(clean, training=True))
             clean = np.asarray(clean, np.float32)
-        degraded = self.degradation(clean, seed=rng, index=idx * self.batch_size)
+        degraded, info = self.degradation.apply(clean, seed=rng, index=idx * self.batch_size)
         if self.clip:
             degraded = np.clip(degraded, 0.0, 1.0)
-        return degraded.astype(np.float32, copy=False), clean
+        degraded = degraded.astype(np.float32, copy=False)
+        if self.noise_map:
+            # One level per crop, or a map per crop (spatially varying noise).
+            levels = np.stack([
+                np.broadcast_to(np.asarray(record["sigma"], np.float32), degraded.shape[1:3])
+                for record in info
+            ])[..., None] / np.float32(255.0)
+            degraded = np.concatenate([degraded, levels], axis=-1)
+        return degraded, clean

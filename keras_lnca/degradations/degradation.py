@@ -11,7 +11,7 @@ from keras_lnca.errors import UserError
 
 GRAMMAR = (
     "stages joined by commas, applied left to right: gaussian:SIGMA, "
-    "gaussian:LOW-HIGH, impulse:P[:SIGMA], motion:SIZE[:ANGLE], motion:LOW-HIGH, "
+    "gaussian:LOW-HIGH, ramp:LOW-HIGH (sigma rising left to right), impulse:P[:SIGMA], motion:SIZE[:ANGLE], motion:LOW-HIGH, "
     "blur:levin09[:I], blur:kernels12[:I], blur:FILE.npz[:I] "
     "(noise levels on the 0-255 scale)"
 )
@@ -39,6 +39,35 @@ class GaussianStage:
 
     def tf(self, batch, seed):
         return noise.tf_gaussian_noise(batch, self.sigma, seed=seed)
+
+
+class RampStage:
+    """Gaussian noise whose σ ramps linearly across the image, left to right.
+
+    Its kind is `"gaussian"` (white noise of known level at each pixel); its
+    `info["sigma"]` is the `H x W` map of levels, which noise-level-aware
+    models are told as is and BM3D as its mean.
+    """
+
+    kind = "gaussian"
+
+    def __init__(self, low, high):
+        self.low = float(_common.check_value(low, "ramp low"))
+        self.high = float(_common.check_value(high, "ramp high"))
+
+    def spec(self):
+        return f"ramp:{_format(self.low)}-{_format(self.high)}"
+
+    def numpy(self, batch, rng, index):
+        out, levels = noise.ramp_array(batch, self.low, self.high, rng)
+        return out, [{"sigma": levels} for _ in range(batch.shape[0])]
+
+    def tf(self, batch, seed):
+        tf = _common.tf_module()
+        width = tf.shape(batch)[2]
+        levels = tf.cast(tf.linspace(self.low, self.high, width), batch.dtype) / 255.0
+        noise_values = tf.random.stateless_normal(tf.shape(batch), seed, dtype=batch.dtype)
+        return batch + noise_values * levels[None, None, :, None]
 
 
 class ImpulseStage:
@@ -138,10 +167,15 @@ def _stage(text):
     name, _, rest = text.partition(":")
     name = name.strip().lower()
     args = [a.strip() for a in rest.split(":")] if rest else []
-    if name in ("gaussian", "impulse", "motion", "blur") and not args:
+    if name in ("gaussian", "ramp", "impulse", "motion", "blur") and not args:
         raise UserError(f"{name!r} needs a value; {GRAMMAR}")
     if name == "gaussian" and len(args) == 1:
         return GaussianStage(_level(args[0], "sigma"))
+    if name == "ramp" and len(args) == 1:
+        level = _level(args[0], "ramp sigma")
+        if not _common.is_range(level):
+            raise UserError(f"ramp needs LOW-HIGH, got {args[0]!r}; {GRAMMAR}")
+        return RampStage(*level)
     if name == "impulse" and len(args) <= 2:
         p = _level(args[0], "p")
         sigma = _number(args[1], "sigma") if len(args) == 2 else 51.0

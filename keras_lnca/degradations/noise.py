@@ -19,6 +19,19 @@ def gaussian_array(batch, sigma, rng):
     return (batch + noise).astype(batch.dtype, copy=False), sigmas
 
 
+def ramp_levels(width, low, high):
+    """The noise level of each column of a ramp: `low` at the left edge, `high` at the right."""
+    return np.linspace(low, high, width) if width > 1 else np.array([(low + high) / 2.0])
+
+
+def ramp_array(batch, low, high, rng):
+    """numpy core of spatially varying noise: returns `(noisy batch, per-pixel sigma map)`."""
+    n, h, w, _ = batch.shape
+    levels = np.broadcast_to(ramp_levels(w, low, high)[None, :], (h, w))
+    noise = rng.standard_normal(batch.shape) * (levels / 255.0)[None, :, :, None]
+    return (batch + noise).astype(batch.dtype, copy=False), levels
+
+
 def impulse_array(batch, p, sigma, rng):
     """numpy core: returns `(corrupted batch, per-image probabilities)`."""
     n, h, w, _ = batch.shape

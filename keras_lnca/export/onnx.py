@@ -57,7 +57,7 @@ def export_onnx(
         )
     height, width = parity.check_size(input_shape)
     model, source, steps = tf_bridge.exportable(model, steps)
-    shape = (batch_size, height, width, model.channels)
+    shape = (batch_size, height, width, model.input_channels)
     report = parity.ExportReport(format="onnx", path=str(path), input_shape=shape, steps=steps)
     with tf_bridge.converted(
         path, model, source, report, _write_onnx, shape=list(shape), steps=steps

@@ -183,7 +183,8 @@ def run_checks(report, model, runner, shape, steps, degradation, num_images):
     """Fills `report.checks`: random images, then reference images."""
     if int(num_images) < 1:
         raise UserError(f"num_images must be at least 1, got {num_images}")
-    batch, height, width, channels = shape
+    batch, height, width, _ = shape
+    channels = model.channels  # the input may also hold a noise map (`model_input`)
     size = concrete_size(height, width)
     # Random inputs of the model's domain: degraded smooth random images.
     # Not uniform white noise: far outside the training data, a trained
@@ -191,10 +192,10 @@ def run_checks(report, model, runner, shape, steps, degradation, num_images):
     # 6e-3 between TFLite and Keras, and 6e-4 between Keras on JAX and on
     # TensorFlow, on the same input), which says nothing about the export.
     smooth = calibration.smooth_images(2, size, channels, seed=0)
-    random_images = calibration.degrade(smooth, degradation)
+    random_images = model.model_input(calibration.degrade(smooth, degradation))
     report.checks = [_compare("random", model, runner, random_images, steps, batch or 2)]
     clean, name = calibration.reference_images(channels, size, num_images)
-    degraded = calibration.degrade(clean, degradation)
+    degraded = model.model_input(calibration.degrade(clean, degradation))
     check = _compare(name, model, runner, degraded, steps, 1, clean=clean)
     check["degradation"] = degradation
     report.checks.append(check)

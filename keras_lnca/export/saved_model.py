@@ -53,7 +53,7 @@ def export_saved_model(
     """
     height, width = parity.check_size(input_shape)
     model, source, steps = tf_bridge.exportable(model, steps)
-    shape = (None, height, width, model.channels)
+    shape = (None, height, width, model.input_channels)
     report = parity.ExportReport(format="saved_model", path=str(path), input_shape=shape,
                                  steps=steps)
     with tf_bridge.converted(

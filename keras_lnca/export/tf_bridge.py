@@ -59,7 +59,7 @@ def exportable(model, steps):
     if steps < 0:
         raise UserError(f"steps must be >= 0, got {steps}")
     if not model.built:
-        model.build((None, None, None, model.channels))
+        model.build((None, None, None, model.input_channels))
     return model, source, steps
 
 

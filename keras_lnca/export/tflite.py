@@ -92,16 +92,16 @@ def export_tflite(
     if batch_size not in (1, None):
         raise UserError(f"batch_size must be 1 or None (resizable), got {batch_size!r}")
     model, source, steps = tf_bridge.exportable(model, steps)
-    shape = (batch_size, height, width, model.channels)
+    shape = (batch_size, height, width, model.input_channels)  # a noise map is an ordinary input
     if max_psnr_loss is None and quantization is not None:
         max_psnr_loss = DEFAULT_MAX_PSNR_LOSS[quantization]
     if unroll is None:
         unroll = quantization == "int8"
     samples = None
     if quantization == "int8":
-        samples = calibration.calibration_images(
+        samples = model.model_input(calibration.calibration_images(
             model.channels, parity.concrete_size(height, width), representative_data, degradation
-        )
+        ))
     elif representative_data is not None:
         raise UserError("representative_data is only used with quantization='int8'")
     report = parity.ExportReport(

@@ -40,3 +40,4 @@ def check_restore_arguments(steps, tile, batch_size, tolerance):
         raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
     if tolerance is not None and not (np.isfinite(tolerance) and tolerance >= 0):
         raise ValueError(f"`tolerance` must be a finite number >= 0, got {tolerance!r}.")
+

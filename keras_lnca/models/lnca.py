@@ -15,6 +15,7 @@ from keras_lnca.training.losses import TRIPLET_WEIGHT
 from keras_lnca.training.losses import mse
 from keras_lnca.training.losses import nca_losses
 from keras_lnca.training.losses import per_sample_distance
+from keras_lnca.training.losses import weighted_mse
 
 
 @keras.saving.register_keras_serializable(package="keras_lnca")
@@ -70,6 +71,18 @@ class LNCA(NCAModel):
         out_seed: `"constant"` (the paper: out channels start at 0.5) or
             `"input"` (they start as a copy of the latent input, so the cells
             refine the degraded latent).
+        noise_map: bool, a noise-level-aware model: inputs carry one more
+            channel, a per-pixel map of the noise standard deviation on the
+            [0, 1] scale (σ / 255), which joins the fixed channels of every
+            cell (see `NCAModel`); `restore` builds it from `noise_level`.
+        loss_balance: None (mean MSE) or `"psnr"`: the NCA phase's
+            reconstruction terms weighted per sample so that training descends
+            the mean PSNR (see `NCAModel`).
+        color_space: None, or `"opponent"` for a colour model (with
+            `autoencoder="space_to_depth"`) that restores the three channels
+            of a decorrelated opponent space each as a gray image, with one
+            rule (`keras_lnca.models.color_space`): the noise stays white
+            with the same σ in each, and the signal gathers in luma.
         phase: `"autoencoder"` (default) or `"nca"`.
         seed: int, seed of the training schedule and masks.
         **kwargs: standard `keras.Model` arguments.
@@ -110,14 +123,22 @@ class LNCA(NCAModel):
         autoencoder="learned",
         cell_config=None,
         out_seed="constant",
+        noise_map=False,
+        loss_balance=None,
+        color_space=None,
         phase=None,
         seed=None,
         **kwargs,
     ):
         if autoencoder not in ("learned", "space_to_depth"):
             raise ValueError(f"`autoencoder` must be 'learned' or 'space_to_depth', got {autoencoder!r}.")
+        if color_space is not None and autoencoder != "space_to_depth":
+            raise ValueError(
+                "`color_space` needs `autoencoder='space_to_depth'` (the learned codec is trained on RGB)."
+            )
         if autoencoder == "space_to_depth":
-            latent_channels = channels * 4**downsampling
+            # Per pass: a colour model with a `color_space` restores each channel alone.
+            latent_channels = (1 if color_space else channels) * 4**downsampling
             self.phases = ("nca",)
         self.downsampling = downsampling
         self.latent_channels = latent_channels
@@ -140,6 +161,9 @@ class LNCA(NCAModel):
             pool_rate=pool_rate,
             cell_config=cell_config,
             out_seed=out_seed,
+            noise_map=noise_map,
+            loss_balance=loss_balance,
+            color_space=color_space,
             phase=phase,
             seed=seed,
             **kwargs,
@@ -148,13 +172,13 @@ class LNCA(NCAModel):
     def _make_layers(self):
         if self.autoencoder == "space_to_depth":
             self.encoder = SpaceToDepth(self.grid_factor, name="encoder")
-            self.decoder = DepthToSpace(self.grid_factor, self.channels, name="decoder")
+            self.decoder = DepthToSpace(self.grid_factor, self.pass_channels, name="decoder")
             return
         self.encoder = LatentEncoder(
             self.latent_channels, self.downsampling, filters=self.autoencoder_filters, name="encoder"
         )
         self.decoder = LatentDecoder(
-            self.channels,
+            self.pass_channels,
             self.latent_channels,
             self.downsampling,
             filters=self.autoencoder_filters,
@@ -172,7 +196,7 @@ class LNCA(NCAModel):
     def build(self, input_shape=None):
         if self.built:  # weights do not depend on the input size; compile() builds too
             return
-        image_shape = (None, None, None, self.channels)
+        image_shape = (None, None, None, self.pass_channels)
         if self.autoencoder == "learned":
             self.encoder.build(image_shape)
             skip_shape, latent_shape = self.encoder.compute_output_shape(image_shape)
@@ -241,8 +265,15 @@ class LNCA(NCAModel):
 
     def _phase_losses(self, outputs):
         if self.phase == "nca":
-            losses = nca_losses(outputs)
-            losses["latent_loss"] = (LATENT_WEIGHT, mse(outputs["out"], outputs["out_target"]))
+            weights = self._sample_weights(outputs)
+            losses = nca_losses(outputs, weights)
+            if weights is not None and self.pass_channels != self.channels:
+                # The latent is per pass: each image's channels, one after another.
+                weights = ops.repeat(weights, self.channels // self.pass_channels, axis=0)
+            losses["latent_loss"] = (
+                LATENT_WEIGHT,
+                weighted_mse(outputs["out"], outputs["out_target"], weights),
+            )
             return losses
         clean, degraded = outputs["target"], outputs["degraded"]
 

@@ -6,13 +6,15 @@ from keras_lnca import backend_utils
 from keras_lnca import image_io
 from keras_lnca.layers import NCA
 from keras_lnca.layers import get_cell
-from keras_lnca.models.checks import check_restore_arguments
 from keras_lnca.models.checks import check_steps
 from keras_lnca.models.checks import check_train_steps
+from keras_lnca.models.input_space import InputSpace
+from keras_lnca.models.restore_mixin import RestoreMixin
 from keras_lnca.optimizers import default_optimizer
 from keras_lnca.training.losses import PIXEL_WEIGHT
 from keras_lnca.training.losses import mse
 from keras_lnca.training.losses import nca_losses
+from keras_lnca.training.losses import psnr_balance
 from keras_lnca.training.pool import SamplePool
 
 
@@ -28,7 +30,7 @@ class _FunctionCache:
         self.functions = {}
 
 
-class NCAModel(keras.Model):
+class NCAModel(RestoreMixin, keras.Model):
     """Shared machinery of `LNCA` and `PixelNCA` (not used directly).
 
     A subclass says how an image becomes the automaton's input grid
@@ -54,6 +56,22 @@ class NCAModel(keras.Model):
     cross-replica read (a checkpoint with `save_pool`) sees replica 0's.
     Per-sample step counts and fire masks are drawn for the global batch on
     every backend, so replicas never share them.
+
+    Noise-level-aware models (`noise_map=True`) take one more input channel
+    than they restore: the last channel of every input batch is a per-pixel
+    map of the noise level, as a standard deviation on the image's [0, 1]
+    scale (σ / 255), as FFDNet takes it. It is averaged over each cell and
+    joins the fixed channels of the state, `[input | noise | out | hidden]`:
+    every cell sees the level of its own neighbourhood, so noise that varies
+    across the image is handled too. `restore(image, noise_level=...)` builds
+    the map (or estimates the level); `predict` and `fit` take it as the last
+    channel of the degraded batch.
+
+    `loss_balance="psnr"` weights each sample's reconstruction error by the
+    inverse of itself (`keras_lnca.training.losses.psnr_balance`): training
+    then descends the batch's mean PSNR, the figure evaluation reports,
+    instead of its mean MSE, which the noisiest samples of a batch that mixes
+    noise levels would rule.
     """
 
     phases = ("nca",)
@@ -71,11 +89,17 @@ class NCAModel(keras.Model):
         pool_rate=0.5,
         cell_config=None,
         out_seed="constant",
+        noise_map=False,
+        loss_balance=None,
+        color_space=None,
         phase=None,
         seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+
+        if loss_balance not in (None, "psnr"):
+            raise ValueError(f"`loss_balance` must be None or 'psnr', got {loss_balance!r}.")
         if out_seed not in ("constant", "input"):
             raise ValueError(f"`out_seed` must be 'constant' or 'input', got {out_seed!r}.")
         if channels not in (1, 3):
@@ -92,11 +116,15 @@ class NCAModel(keras.Model):
         self.pool_rate = float(pool_rate)
         self.cell_config = dict(cell_config or {})
         self.out_seed = out_seed
+        self.noise_map = noise_map
+        self.loss_balance = loss_balance
+        self.color_space = color_space
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="schedule_seed")
+        self.input_space = InputSpace(channels, noise_map, color_space, self.grid_factor)
         self._make_layers()
         self.nca = NCA(
-            get_cell(cell, self.cell_input_channels, **self.cell_config),
+            get_cell(cell, self.fixed_channels, **self.cell_config),
             steps=self.inference_steps,
             fire_rate=fire_rate,
             seed=None if seed is None else seed + 1,
@@ -144,8 +172,25 @@ class NCAModel(keras.Model):
     # Structure.
     # ------------------------------------------------------------------
     @property
+    def input_channels(self):
+        """Channels of an input batch: the image's, plus the noise map's."""
+        return self.input_space.input_channels
+
+    @property
+    def pass_channels(self):
+        """Image channels the automaton restores in one pass: the model's, or
+        one, where a colour model restores each channel of `color_space` as a
+        gray image (with the same rule)."""
+        return self.input_space.pass_channels
+
+    @property
+    def fixed_channels(self):
+        """Leading state channels the cells never change: the input grid and the noise level."""
+        return self.cell_input_channels + int(self.noise_map)
+
+    @property
     def state_channels(self):
-        return 2 * self.cell_input_channels + self.hidden_channels
+        return self.fixed_channels + self.cell_input_channels + self.hidden_channels
 
     def _build_core(self):
         self.nca.build((None, None, None, self.state_channels))
@@ -153,11 +198,12 @@ class NCAModel(keras.Model):
             size, grid = self.pool_image_size, self.pool_image_size // self.grid_factor
             self.sample_pool = SamplePool(
                 self.pool_size,
-                (size, size, self.channels),
+                (size, size, self.pass_channels + int(self.noise_map)),
                 (grid, grid, self.state_channels),
                 rate=self.pool_rate,
                 state_limit=self.pool_state_limit,
                 dtype=self.variable_dtype,
+                target_channels=self.pass_channels,
             )
             # Attributes of the model, so that Keras tracks them (fit, saving).
             self.pool_images, self.pool_targets, self.pool_states, self.pool_filled = (
@@ -170,12 +216,14 @@ class NCAModel(keras.Model):
     # from the pool (out lives in [0, 1] and hidden in [-1, 1] when healthy).
     pool_state_limit = 1000.0
 
-    def seed_state(self, grid):
-        """The initial cell state `[grid | out | hidden = 0]`.
+    def seed_state(self, grid, noise=None):
+        """The initial cell state `[grid | noise | out | hidden = 0]`.
 
         `out` starts at 0.5 (the paper's seed, `out_seed="constant"`) or as a
         copy of the input grid (`out_seed="input"`: the cells then refine the
-        degraded signal instead of growing it from a constant).
+        degraded signal instead of growing it from a constant). `noise` (a
+        noise-level-aware model's only) is the per-cell level from
+        `noise_grid`.
         """
         shape = ops.shape(grid)
         if self.out_seed == "input":
@@ -183,12 +231,15 @@ class NCAModel(keras.Model):
         else:
             out = ops.full(shape, 0.5, dtype=grid.dtype)
         hidden = ops.zeros(tuple(shape[:-1]) + (self.hidden_channels,), dtype=grid.dtype)
-        return ops.concatenate([grid, out, hidden], axis=-1)
+        if self.noise_map != (noise is not None):
+            raise ValueError("A noise-level-aware model's state needs the noise grid; others take none.")
+        noise = [] if noise is None else [ops.cast(noise, grid.dtype)]
+        return ops.concatenate([grid, *noise, out, hidden], axis=-1)
 
     def split_state(self, state):
         """Returns the `(input, out, hidden)` channel groups of a state."""
-        n = self.cell_input_channels
-        return state[..., :n], state[..., n : 2 * n], state[..., 2 * n :]
+        n, fixed = self.cell_input_channels, self.fixed_channels
+        return state[..., :n], state[..., fixed : fixed + n], state[..., fixed + n :]
 
     # ------------------------------------------------------------------
     # Forward passes.
@@ -215,22 +266,25 @@ class NCAModel(keras.Model):
         `context` is what `readout` needs besides the state (the learned
         codec's skip), or None.
         """
-        padded = backend_utils.pad_to_multiple(images, self.grid_factor)
-        context, grid = self.encode(padded, training=False)
-        return self.seed_state(grid), context
+        padded = backend_utils.pad_to_multiple(self.input_space.to_passes(images), self.grid_factor)
+        image, noise_map = self.input_space.split(padded)
+        context, grid = self.encode(image, training=False)
+        noise = None if noise_map is None else self.input_space.noise_grid(noise_map)
+        return self.seed_state(grid, noise), context
 
     def run(self, state, steps, tolerance=None, unroll=False):
         """Advances a cell state by `steps` deterministic NCA steps."""
         return self.nca(state, steps=steps, training=False, tolerance=tolerance, unroll=unroll)
 
     def readout(self, state, context=None):
-        """Decodes a state's out channels to an image (padded size, not clipped)."""
+        """Decodes a state's out channels to an image (padded size, not clipped;
+        a colour model's passes are clipped before they return to RGB)."""
         _, out, _ = self.split_state(state)
-        return self.decode(out, context, training=False)
+        return self.input_space.from_passes(self.decode(out, context, training=False))
 
     def _restore_tensor(self, images, steps=None, tolerance=None, unroll=False):
         """The deterministic inference pipeline, for any height and width."""
-        image_io.check_image_tensor(images, self.channels)
+        image_io.check_image_tensor(images, self.input_channels)
         steps = self.inference_steps if steps is None else int(steps)
         height, width = ops.shape(images)[1], ops.shape(images)[2]
         state, context = self.initial_state(images)
@@ -246,14 +300,17 @@ class NCAModel(keras.Model):
 
     def _nca_outputs(self, degraded, clean):
         """One training forward pass of the NCA phase, pool included."""
-        batch = ops.shape(degraded)[0]
         use_pool = self._uses_pool(degraded)
+        degraded, clean = self.input_space.to_passes(degraded), self.input_space.to_passes(clean, with_map=False)
+        batch = ops.shape(degraded)[0]
         if use_pool:
             slots, from_pool = self.sample_pool.draw(batch, self.seed_generator)
             degraded, clean = self.sample_pool.take(slots, from_pool, degraded, clean)
-        context, grid = self.encode(degraded, training=False)
+        image, noise_map = self.input_space.split(degraded)
+        context, grid = self.encode(image, training=False)
         _, target_grid = self.encode(clean, training=False)
-        state = self.seed_state(grid)
+        noise = None if noise_map is None else self.input_space.noise_grid(noise_map)
+        state = self.seed_state(grid, noise)
         if use_pool:
             state = self.sample_pool.take_state(slots, from_pool, state)
         low, high = self.train_steps
@@ -265,8 +322,8 @@ class NCAModel(keras.Model):
         _, out, hidden = self.split_state(state)
         restored = self.decode(out, context, training=False)
         outputs = {
-            "restored": restored,
-            "target": clean,
+            "restored": self.input_space.from_passes(restored),
+            "target": self.input_space.from_passes(clean),
             "out": out,
             "hidden": hidden,
             "out_target": ops.stop_gradient(target_grid),
@@ -283,7 +340,13 @@ class NCAModel(keras.Model):
     # Losses and metrics.
     # ------------------------------------------------------------------
     def _phase_losses(self, outputs):
-        return nca_losses(outputs)
+        return nca_losses(outputs, self._sample_weights(outputs))
+
+    def _sample_weights(self, outputs):
+        """Per-sample weights of the NCA phase's reconstruction terms, or None."""
+        if self.loss_balance == "psnr":
+            return psnr_balance(outputs["restored"], outputs["target"])
+        return None
 
     def _loss_names(self, phase):
         return ("pixel_loss", "out_overflow", "hidden_overflow")
@@ -302,7 +365,7 @@ class NCAModel(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         # Keras builds the metrics on the first batch before any train_step.
         degraded = x[0] if isinstance(x, (tuple, list)) else x
-        image_io.check_pairs(degraded, y, self.channels, type(self).__name__)
+        image_io.check_pairs(degraded, y, self.channels, type(self).__name__, self.input_channels)
         if isinstance(y_pred, dict):
             y, y_pred = y_pred["target"], y_pred["restored"]
         return super().compute_metrics(x, y, y_pred, sample_weight)
@@ -330,7 +393,7 @@ class NCAModel(keras.Model):
                 f"{type(self).__name__}.fit needs (degraded, clean) pairs; got inputs only."
             )
         # Mismatched channels otherwise fail deep inside a layer.
-        image_io.check_pairs(x, y, self.channels, type(self).__name__)
+        image_io.check_pairs(x, y, self.channels, type(self).__name__, self.input_channels)
         return super().train_step(*state, ((x, y), y, sample_weight))
 
     def fit(self, x=None, y=None, *args, **kwargs):
@@ -340,7 +403,7 @@ class NCAModel(keras.Model):
                 f"{type(self).__name__}.fit needs (degraded, clean) pairs; got inputs only."
             )
         if isinstance(x, np.ndarray) and isinstance(y, np.ndarray):
-            image_io.check_pairs(x, y, self.channels, type(self).__name__)
+            image_io.check_pairs(x, y, self.channels, type(self).__name__, self.input_channels)
         if x is not None and not hasattr(x, "shape") and not args:
             # A dataset or PyDataset orders its own batches (ours shuffle
             # themselves); Keras would warn that its `shuffle` is ignored.
@@ -353,7 +416,7 @@ class NCAModel(keras.Model):
         # as `restore` on every backend.
         if not isinstance(x, np.ndarray):
             return super().predict(x, *args, **kwargs)
-        batch, crop = image_io.check_batch(x, self.channels, self.grid_factor)
+        batch, crop = image_io.check_batch(x, self.input_channels, self.grid_factor)
         return crop(super().predict(batch, *args, **kwargs))
 
     def compile(
@@ -457,75 +520,6 @@ class NCAModel(keras.Model):
             for sublayer in layer._flatten_layers(include_self=True):
                 sublayer.trainable = trainable
 
-    # ------------------------------------------------------------------
-    # numpy-facing inference.
-    # ------------------------------------------------------------------
-    def restore(self, image, steps=None, tile=None, batch_size=1, tolerance=None):
-        """Restores images given as numpy arrays or PIL images.
-
-        Args:
-            image: array `(H, W)`, `(H, W, C)` or `(N, H, W, C)`, uint8,
-                uint16 or float in [0, 1]; a PIL image; or an image file
-                path (uint8 or uint16 out, as the file). A gray image given
-                to a colour model (and the reverse) is converted, with a warning.
-            steps: int, NCA steps (defaults to `inference_steps`).
-            tile: int, restore in overlapping tiles of this size (bounded
-                memory for huge images); None restores in one piece.
-            batch_size: int, images per forward pass for `(N, H, W, C)` input.
-            tolerance: float, stop before `steps` once the mean absolute
-                update of a step falls below it (anytime restoration).
-
-        Returns:
-            A numpy array of the input's shape and dtype family (uint8 in,
-            uint8 out; float in, float32 out).
-        """
-        check_restore_arguments(steps, tile, batch_size, tolerance)
-        batch, restore_like = image_io.to_batch(image, self.channels, self.grid_factor)
-        steps = self.inference_steps if steps is None else int(steps)
-        if tile:
-            from keras_lnca import tiling
-
-            restored = tiling.restore_tiled(self, batch, steps=steps, tile=int(tile), tolerance=tolerance)
-        else:
-            restored = self.predict_with_steps(batch, steps, batch_size, tolerance)
-        return restore_like(restored)
-
-    def predict_with_steps(self, images, steps=None, batch_size=1, tolerance=None):
-        """`predict` with a given number of NCA steps and early-stop tolerance.
-
-        One compiled predict function is kept per `(steps, tolerance)`.
-        """
-        steps = self.inference_steps if steps is None else int(steps)
-        key = (steps, tolerance)
-        default = (self.inference_steps, self.inference_tolerance)
-        self._predict_cache.functions.setdefault(default, self.predict_function)
-        self.predict_function = self._predict_cache.functions.get(key)
-        self.inference_steps, self.inference_tolerance = key
-        try:
-            return self.predict(images, batch_size=batch_size, verbose=0)
-        finally:
-            self._predict_cache.functions[key] = self.predict_function
-            self.inference_steps, self.inference_tolerance = default
-            self.predict_function = self._predict_cache.functions.get(default)
-
-    @classmethod
-    def from_preset(cls, name_or_path, **compile_kwargs):
-        """Loads a shipped preset (see `kl.presets.list()`) or a `.keras` file.
-
-        The model comes back compiled with the default training setup (pass
-        `compile()` arguments to change it) in the phase it was saved in, so
-        `fit` on your own `(degraded, clean)` data fine-tunes it.
-        """
-        from keras_lnca.models import presets
-
-        from keras_lnca.errors import UserError
-
-        model = presets.load(name_or_path)
-        if not isinstance(model, cls):
-            raise UserError(f"{name_or_path} holds a {type(model).__name__}, not a {cls.__name__}.")
-        model.compile(**compile_kwargs)
-        return model
-
     def receptive_radius(self, steps=None):
         """Pixels on each side that one output pixel depends on (an upper bound)."""
         steps = self.inference_steps if steps is None else int(steps)
@@ -589,8 +583,12 @@ class NCAModel(keras.Model):
                 "pool_rate": self.pool_rate,
                 "cell_config": self.cell_config,
                 "out_seed": self.out_seed,
+                "noise_map": self.noise_map,
+                "loss_balance": self.loss_balance,
+                "color_space": self.color_space,
                 "phase": self.phase,
                 "seed": self.seed,
             }
         )
         return config
+

@@ -40,7 +40,7 @@ class PixelNCA(NCAModel):
 
     @property
     def cell_input_channels(self):
-        return self.channels
+        return self.pass_channels
 
     def build(self, input_shape=None):
         if self.built:  # weights do not depend on the input size; compile() builds too

@@ -45,6 +45,8 @@ def default_for(channels):
 
 def summary(name):
     """One preset's card in brief: task, channels, parameters, headline figures."""
+    from keras_lnca.evaluation import TOLD_SUFFIX
+
     card = metadata(name)
     config = card.get("config", {})
     recipe = card.get("recipe", {})
@@ -55,6 +57,9 @@ def summary(name):
         if own is None:
             continue
         figure = f"{item['dataset'].split('/')[-1]} {item['degradation']} {own['psnr']:.2f} dB"
+        told = results.get(own["method"] + TOLD_SUFFIX)
+        if told is not None:  # a noise-level-aware model: estimated, then told the level
+            figure += f" (sigma estimated; told: {told['psnr']:.2f})"
         for baseline in ("bm3d", "wiener"):
             if baseline in results:
                 figure += f" ({baseline.upper()} {results[baseline]['psnr']:.2f})"

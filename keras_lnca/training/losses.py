@@ -37,11 +37,38 @@ def per_sample_distance(a, b):
     return ops.mean(ops.square(a - b), axis=tuple(range(1, len(a.shape))))
 
 
-def nca_losses(outputs):
+# `psnr_balance`: per-sample MSEs below this count as this (a 50 dB cap), so
+# that a perfectly restored sample cannot take the whole batch's weight.
+PSNR_BALANCE_FLOOR = 1e-5
+
+
+def psnr_balance(restored, target):
+    """Per-sample weights that make a batch's MSE descend like its mean PSNR.
+
+    The weights are `1 / MSE_i` of each sample (held constant, floored at
+    `PSNR_BALANCE_FLOOR`), normalised to mean 1, so `mean(w_i * MSE_i)` has
+    the gradient of `mean(log MSE_i)` up to scale: every sample counts in
+    decibels. Without it, a batch that mixes noise levels is ruled by its
+    noisiest samples, whose errors are largest.
+    """
+    errors = ops.stop_gradient(per_sample_distance(restored, target))
+    weights = 1.0 / ops.maximum(errors, PSNR_BALANCE_FLOOR)
+    return weights / ops.mean(weights)
+
+
+def weighted_mse(a, b, weights=None):
+    """MSE, each sample weighted by `weights` (None: plain `mse`)."""
+    if weights is None:
+        return mse(a, b)
+    return ops.mean(weights * per_sample_distance(a, b))
+
+
+def nca_losses(outputs, weights=None):
     """The NCA phase's terms `{name: (weight, value)}` from a training forward pass
-    (`restored`/`target` images, `out` and `hidden` channels of the final state)."""
+    (`restored`/`target` images, `out` and `hidden` channels of the final state);
+    `weights` are optional per-sample weights of the pixel term (`psnr_balance`)."""
     return {
-        "pixel_loss": (PIXEL_WEIGHT, mse(outputs["restored"], outputs["target"])),
+        "pixel_loss": (PIXEL_WEIGHT, weighted_mse(outputs["restored"], outputs["target"], weights)),
         "out_overflow": (OUT_OVERFLOW_WEIGHT, overflow(outputs["out"], 0.0, 1.0)),
         "hidden_overflow": (HIDDEN_OVERFLOW_WEIGHT, overflow(outputs["hidden"], -1.0, 1.0)),
     }

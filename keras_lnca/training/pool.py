@@ -29,11 +29,15 @@ class SamplePool:
 
     Args:
         size: number of entries.
-        image_shape: `(height, width, channels)` of a training crop; the pool
-            is used only for batches of this spatial size.
+        image_shape: `(height, width, channels)` of a degraded training crop
+            (the model's input, noise map included); the pool is used only
+            for batches of this spatial size.
         state_shape: `(grid_height, grid_width, state_channels)` of a cell
             state.
         rate: fraction of each batch that is drawn from the pool.
+        target_channels: channels of a clean crop, when they differ from
+            the degraded input's (a noise-level-aware model's input carries
+            a noise map besides the image).
         state_limit: a final state with `max |x| >= state_limit` is not kept.
         dtype: the variables' dtype.
 
@@ -52,14 +56,17 @@ class SamplePool:
     """
 
     def __init__(self, size, image_shape, state_shape, rate=0.5, state_limit=1000.0,
-                 dtype="float32"):
+                 dtype="float32", target_channels=None):
         self.size = int(size)
         self.image_shape = tuple(int(d) for d in image_shape)
+        if target_channels is None:
+            target_channels = self.image_shape[-1]
+        self.target_shape = self.image_shape[:-1] + (int(target_channels),)
         self.state_shape = tuple(int(d) for d in state_shape)
         self.rate = float(rate)
         self.state_limit = float(state_limit)
         self.images = self._variable(self.image_shape, "pool_images", dtype)
-        self.targets = self._variable(self.image_shape, "pool_targets", dtype)
+        self.targets = self._variable(self.target_shape, "pool_targets", dtype)
         self.states = self._variable(self.state_shape, "pool_states", dtype)
         self.filled = self._variable((), "pool_filled", dtype)
 

@@ -1,0 +1,103 @@
+"""`RestoreMixin`: the numpy-facing inference of `NCAModel` (restore, presets)."""
+
+from keras_lnca import image_io
+from keras_lnca.models.checks import check_restore_arguments
+
+
+class RestoreMixin:
+    """What a user calls on a trained model with numpy arrays, PIL images or files.
+
+    `restore` (images in, images out, any size, optionally in tiles, with
+    the noise level of a noise-level-aware model), `model_input` (a float
+    batch as the model's `predict` takes it), `predict_with_steps` (a
+    compiled predict function per step count) and `from_preset`. Mixed into
+    `NCAModel`, whose `predict`, `input_space` and `inference_steps` it uses.
+    """
+
+    def restore(self, image, steps=None, tile=None, batch_size=1, tolerance=None,
+                noise_level=None):
+        """Restores images given as numpy arrays or PIL images.
+
+        Args:
+            image: array `(H, W)`, `(H, W, C)` or `(N, H, W, C)`, uint8,
+                uint16 or float in [0, 1]; a PIL image; or an image file
+                path (uint8 or uint16 out, as the file). A gray image given
+                to a colour model (and the reverse) is converted, with a warning.
+            steps: int, NCA steps (defaults to `inference_steps`).
+            tile: int, restore in overlapping tiles of this size (bounded
+                memory for huge images); None restores in one piece.
+            batch_size: int, images per forward pass for `(N, H, W, C)` input.
+            tolerance: float, stop before `steps` once the mean absolute
+                update of a step falls below it (anytime restoration).
+            noise_level: a noise-level-aware model's (`noise_map=True`) noise
+                level on the 0-255 scale: a number, or a map of the image's
+                height and width (noise that varies across the image); None
+                estimates one level per image
+                (`keras_lnca.degradations.estimate_noise_level`). Other
+                models take none.
+
+        Returns:
+            A numpy array of the input's shape and dtype family (uint8 in,
+            uint8 out; float in, float32 out).
+        """
+        check_restore_arguments(steps, tile, batch_size, tolerance)
+        if noise_level is not None and not self.noise_map:
+            raise ValueError(
+                "This model does not take a noise level (it was trained without a noise map); "
+                "leave `noise_level` out or use a noise-level-aware model."
+            )
+        batch, restore_like = image_io.to_batch(image, self.channels, self.grid_factor)
+        batch = self.model_input(batch, noise_level, restore_like.size)
+        steps = self.inference_steps if steps is None else int(steps)
+        if tile:
+            from keras_lnca import tiling
+
+            restored = tiling.restore_tiled(self, batch, steps=steps, tile=int(tile), tolerance=tolerance)
+        else:
+            restored = self.predict_with_steps(batch, steps, batch_size, tolerance)
+        return restore_like(restored)
+
+    def model_input(self, batch, noise_level=None, size=None):
+        """A float image batch `(N, H, W, C)` as this model takes it.
+
+        The batch itself, or for a noise-level-aware model the batch with its
+        noise map appended (see `restore` for `noise_level`). `size` is the
+        images' own `(height, width)` when the batch was edge-padded beyond it.
+        """
+        return self.input_space.numpy_input(batch, noise_level, size)
+
+    def predict_with_steps(self, images, steps=None, batch_size=1, tolerance=None):
+        """`predict` with a given number of NCA steps and early-stop tolerance.
+
+        One compiled predict function is kept per `(steps, tolerance)`.
+        """
+        steps = self.inference_steps if steps is None else int(steps)
+        key = (steps, tolerance)
+        default = (self.inference_steps, self.inference_tolerance)
+        self._predict_cache.functions.setdefault(default, self.predict_function)
+        self.predict_function = self._predict_cache.functions.get(key)
+        self.inference_steps, self.inference_tolerance = key
+        try:
+            return self.predict(images, batch_size=batch_size, verbose=0)
+        finally:
+            self._predict_cache.functions[key] = self.predict_function
+            self.inference_steps, self.inference_tolerance = default
+            self.predict_function = self._predict_cache.functions.get(default)
+
+    @classmethod
+    def from_preset(cls, name_or_path, **compile_kwargs):
+        """Loads a shipped preset (see `kl.presets.list()`) or a `.keras` file.
+
+        The model comes back compiled with the default training setup (pass
+        `compile()` arguments to change it) in the phase it was saved in, so
+        `fit` on your own `(degraded, clean)` data fine-tunes it.
+        """
+        from keras_lnca.models import presets
+
+        from keras_lnca.errors import UserError
+
+        model = presets.load(name_or_path)
+        if not isinstance(model, cls):
+            raise UserError(f"{name_or_path} holds a {type(model).__name__}, not a {cls.__name__}.")
+        model.compile(**compile_kwargs)
+        return model
