@@ -13,7 +13,8 @@ restored = model.restore(noisy)      # numpy in, numpy out
 
 `import keras_lnca` imports Keras (and so its backend) and registers the
 package's serialisable classes, so that `keras.saving.load_model` reads our
-`.keras` files. The `lnca` command is the exception: it starts without
+`.keras` files. TensorFlow's native start-up lines are muted during that
+import, unless `TF_CPP_MIN_LOG_LEVEL` is set. The `lnca` command is the exception: it starts without
 Keras, so that `lnca --help` answers at once, and imports it only when a
 command needs a model.
 """
@@ -63,7 +64,14 @@ def register():
 
 
 from keras_lnca.backend_choice import choose_backend  # noqa: E402
+from keras_lnca.backend_choice import native_stderr_silenced  # noqa: E402
 
 choose_backend()
 if not _started_by_the_cli():
-    register()
+    if "keras" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        register()  # Keras started already, or the user chose TensorFlow's log level
+    else:
+        # TensorFlow's native start-up lines (oneDNN, CPU features, absl) would
+        # land in the user's script or notebook.
+        with native_stderr_silenced():
+            register()

@@ -161,3 +161,23 @@ def test_help_and_presets_import_no_backend():
     assert "LOADED []" in result.stdout
     assert "lnca demo" in result.stdout  # the tour
     assert result.stderr == ""
+
+
+def test_several_inputs_into_a_file_name_are_refused(tmp_path, capsys):
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.zeros((8, 8), "uint8")).save(tmp_path / name)
+    code, _, err = run_cli(capsys, "restore", tmp_path / "a.png", tmp_path / "b.png",
+                           "-o", tmp_path / "x.png")
+    assert code != 0 and "end it with '/'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_import_prints_nothing(backend):
+    """`import keras_lnca` on this pass's backend: no native start-up lines."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["KERAS_BACKEND"] = backend
+    result = subprocess.run([sys.executable, "-c", "import keras_lnca"], capture_output=True,
+                            text=True, env=env, timeout=300)
+    assert result.returncode == 0 and result.stderr == "" and result.stdout == ""

@@ -132,6 +132,11 @@ def run(args):
     single = len(files) == 1 and not pathlib.Path(args.inputs[0]).is_dir() and output.suffix != ""
     if not single and output.is_file():
         raise UserError(f"{output} is a file; several inputs need an output folder")
+    if not single and output.suffix and not output.is_dir() and not args.output.endswith(("/", os.sep)):
+        raise UserError(
+            f"{len(files)} inputs need an output folder, and {output} reads as a file name: "
+            f"end it with '/' to make that folder"
+        )
     targets = [output] if single else [output / _target_name(f) for f in files]
     _check_outputs(files, targets)
     check_writable_folder(output.parent if single else output)

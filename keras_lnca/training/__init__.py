@@ -3,6 +3,7 @@
 * `recipe`: reading and checking recipe files, running their phases with
   checkpoints, evaluating and writing presets (`load_recipe`, `train`,
   `evaluate_recipe`, `write_preset`).
+* `checkpoint`: `Checkpoint`, the per-epoch checkpoint a run resumes from.
 * `losses`: both phases' losses and weights.
 * `pool`: `SamplePool`, the NCA sample pool and its hygiene rule.
 
@@ -11,7 +12,7 @@ The model's own training hooks (the step schedule, the phase switch, the
 """
 
 from keras_lnca.training.pool import SamplePool
-from keras_lnca.training.recipe import Checkpoint
+from keras_lnca.training.checkpoint import Checkpoint
 from keras_lnca.training.recipe import build_model
 from keras_lnca.training.recipe import check_recipe
 from keras_lnca.training.recipe import data_root
