@@ -157,3 +157,21 @@ def test_init_from_a_run_copies_its_weights(tmp_path):
     assert messages and "initialised" in messages[0]
     for a, b in zip(donor.nca.weights, model.nca.weights):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_snapshot_writes_the_latest_checkpoint_without_training(tmp_path):
+    recipe = _smoke_recipe([{"phase": "nca", "epochs": 3}], pool_size=0, autoencoder="space_to_depth",
+                           out_seed="input", cell="conv", noise_map=True,
+                           cell_config={"perception_channels": 8, "hidden_units": 16})
+    quiet = dict(verbose=0, log=lambda *a: None)
+    with pytest.raises(KeyboardInterrupt):
+        partial, _ = training.train(recipe, tmp_path / "run", extra_callbacks=[KillIn("nca", 1)], **quiet)
+    progress = (tmp_path / "run" / "progress.json").read_text()
+    snapshot, summary = training.train(recipe, tmp_path / "run", snapshot=True, **quiet)
+    assert summary["phases"][0]["epochs"] == 2 and summary["phases"][0]["snapshot_of_epochs"] == 3
+    assert (tmp_path / "run" / "progress.json").read_text() == progress  # nothing trained or saved
+    assert not list((tmp_path / "run").glob("after_*.keras"))
+    reference = training.build_model(recipe)
+    reference.build()
+    reference.load_weights(tmp_path / "run" / "nca.e0002.weights.h5")
+    _assert_same_weights(reference, snapshot)

@@ -20,6 +20,9 @@ def add_parser(subparsers):
                         help="multiply every phase's epochs (e.g. 0.01 for a smoke run)")
     parser.add_argument("--eval-limit", type=int, default=None, help="evaluate on the first N images")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation")
+    parser.add_argument("--snapshot", action="store_true",
+                        help="train nothing: evaluate and write the preset from the run's latest "
+                        "checkpoint as it stands (the run can go on later)")
     parser.set_defaults(func=run)
 
 
@@ -30,9 +33,10 @@ def run(args):
     if args.epochs_scale <= 0:
         raise UserError("--epochs-scale must be positive")
     for phase in recipe["phases"]:
-        phase["epochs"] = max(1, round(int(phase["epochs"]) * args.epochs_scale))
+        if int(phase["epochs"]) > 0:  # a phase of 0 epochs (init_from alone) stays so
+            phase["epochs"] = max(1, round(int(phase["epochs"]) * args.epochs_scale))
     run_dir = pathlib.Path(args.run_dir or pathlib.Path("runs") / recipe["name"])
-    model, summary = training.train(recipe, run_dir)
+    model, summary = training.train(recipe, run_dir, snapshot=args.snapshot)
     evaluations = [] if args.no_eval else training.evaluate_recipe(model, recipe, args.eval_limit)
     path = training.write_preset(model, recipe, summary, evaluations, args.output or run_dir, args.config)
     print(f"wrote {path} and {path.with_suffix('.json')}")

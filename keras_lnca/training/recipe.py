@@ -265,8 +265,13 @@ def _load_finished_phase(path, name):
         ) from None
 
 
-def train(recipe, run_dir, verbose="auto", log=print, extra_callbacks=()):
-    """Runs a recipe; returns the trained model and the run's summary dict."""
+def train(recipe, run_dir, verbose="auto", log=print, extra_callbacks=(), snapshot=False):
+    """Runs a recipe; returns the trained model and the run's summary dict.
+
+    `snapshot=True` trains nothing: the model comes from the run's latest
+    checkpoint as it stands (a run that goes on later), and the summary says
+    how many of each phase's epochs it had done.
+    """
     import keras
 
     from keras_lnca.callbacks import ProfilerCallback
@@ -301,6 +306,11 @@ def train(recipe, run_dir, verbose="auto", log=print, extra_callbacks=()):
             warmup = int(compile_args.get("warmup_steps", 0))
             model.compile(decay_steps=max(1, total_steps - warmup), **compile_args)
             initial_epoch = checkpoint.restore(model)
+            if snapshot:
+                log(f"phase {name}: snapshot after epoch {initial_epoch} of {epochs}")
+                summary["phases"].append(_phase_summary(recipe, name, initial_epoch, checkpoint, run_dir))
+                summary["phases"][-1]["snapshot_of_epochs"] = epochs
+                continue
             if initial_epoch:
                 pool = "" if checkpoint.pool_restored else " (its sample pool starts empty)"
                 log(f"phase {name}: resuming after epoch {initial_epoch}{pool}")
@@ -332,23 +342,24 @@ def train(recipe, run_dir, verbose="auto", log=print, extra_callbacks=()):
             model.save_pool = False  # the next phase starts with a fresh pool
             with atomic_path(done) as temporary:
                 model.save(temporary)
-        progress = checkpoint.phase_progress()
-        steps_per_epoch = len(training_data(recipe))
-        summary["phases"].append(
-            {
-                "phase": name,
-                "epochs": epochs,
-                "steps": epochs * steps_per_epoch,
-                "batch_size": recipe["data"].get("batch_size", 8),
-                "crop_size": crop,
-                "train_seconds": progress.get("seconds"),
-                "final": _final_log(run_dir / f"log_{name}.csv"),
-            }
-        )
+        summary["phases"].append(_phase_summary(recipe, name, epochs, checkpoint, run_dir))
     summary["train_minutes"] = round(
         sum(p.get("train_seconds") or 0.0 for p in summary["phases"]) / 60, 1
     ) or round((time.time() - start) / 60, 1)
     return model, summary
+
+
+def _phase_summary(recipe, name, epochs, checkpoint, run_dir):
+    """What a preset card records of one phase."""
+    return {
+        "phase": name,
+        "epochs": epochs,
+        "steps": epochs * len(training_data(recipe)),
+        "batch_size": recipe["data"].get("batch_size", 8),
+        "crop_size": recipe["data"].get("crop_size", 32),
+        "train_seconds": checkpoint.phase_progress().get("seconds"),
+        "final": _final_log(run_dir / f"log_{name}.csv"),
+    }
 
 
 def _final_log(csv_path):
