@@ -102,9 +102,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     # SIGTERM ends a command like Ctrl-C: temporary files are removed on the way out.
     signal.signal(signal.SIGTERM, _terminate)
-    if args.command not in WITHOUT_KERAS:
-        import_keras_quietly(also_tensorflow=args.command in WITH_TENSORFLOW)
+    # A command's `check(args)` catches what needs no Keras (missing files,
+    # bad options) before the seconds a framework import takes.
+    check = getattr(importlib.import_module(f"keras_lnca.commands.{args.command}"), "check", None)
     try:
+        if check is not None:
+            check(args)
+        if args.command not in WITHOUT_KERAS:
+            import_keras_quietly(also_tensorflow=args.command in WITH_TENSORFLOW)
         return int(args.func(args) or 0)
     except UserError as error:
         print(f"lnca {args.command}: error: {error}", file=sys.stderr)

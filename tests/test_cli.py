@@ -181,3 +181,24 @@ def test_import_prints_nothing(backend):
     result = subprocess.run([sys.executable, "-c", "import keras_lnca"], capture_output=True,
                             text=True, env=env, timeout=300)
     assert result.returncode == 0 and result.stderr == "" and result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["restore", "nope.png", "-o", "x.png"], "No such file"),
+        (["restore", "nope.png", "-o", "x.png", "--noise-level", "300"], "between 0 and 255"),
+        (["evaluate", "--dataset", "/no/such/folder", "--baseline", "identity"], "no such dataset"),
+        (["evaluate", "--dataset", ".", "--baseline", "identity", "--degradation", "gauss:5"], "stage"),
+    ],
+)
+def test_user_errors_come_before_any_framework_import(argv, message):
+    code = (
+        "import sys; sys.argv = ['lnca']\n"
+        "from keras_lnca import cli\n"
+        f"status = cli.main({argv!r})\n"
+        "print(status, 'keras' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["2", "False"], result.stdout + result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1

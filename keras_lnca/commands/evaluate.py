@@ -97,11 +97,9 @@ def _channels(args, models):
     return wanted.pop() if wanted else None
 
 
-def run(args):
-    """Runs `lnca evaluate`; returns the exit status."""
-    from keras_lnca import evaluation
+def check(args):
+    """The checks that need no Keras (run before it is imported): options, files, the spec."""
     from keras_lnca.degradations import parse
-    from keras_lnca.evaluation import TOLD_SUFFIX
 
     if not (args.preset or args.model or args.baseline):
         raise UserError("nothing to evaluate: give --preset, --model or --baseline")
@@ -118,11 +116,20 @@ def run(args):
         if not os.access(out.parent, os.W_OK | os.X_OK):
             raise UserError(f"cannot write {out}: permission denied")
     degradation = parse(args.degradation) if args.degradation is not None else None
+    if "told" in args.noise_level and (degradation is None or "gaussian" not in degradation.kinds):
+        raise UserError("--noise-level told needs a --degradation with Gaussian noise (its sigma)")
+    return degradation
+
+
+def run(args):
+    """Runs `lnca evaluate`; returns the exit status."""
+    from keras_lnca import evaluation
+    from keras_lnca.evaluation import TOLD_SUFFIX
+
+    degradation = check(args)
     for name in args.baseline:  # check compatibility before loading anything heavy
         evaluation.baseline(name, degradation)
     how = list(dict.fromkeys(args.noise_level or ["estimate"]))
-    if "told" in how and (degradation is None or "gaussian" not in degradation.kinds):
-        raise UserError("--noise-level told needs a --degradation with Gaussian noise (its sigma)")
     models = load_models(args)
     methods, told = {}, {}
     for name, model in models.items():

@@ -111,18 +111,13 @@ def _conversion_note(files, channels, model_channels):
     return f"{len(converted)} of {len(files)} images are {kind} (e.g. {example}): {action}"
 
 
-def run(args):
-    from keras_lnca.data import save_image
-    from keras_lnca.data.io import convert_channels
-    from keras_lnca.data.io import read_raw
-    from keras_lnca.degradations import estimate_noise_level
-    from keras_lnca.models import presets
-    from keras_lnca.models.lnca import LNCA
+def check(args):
+    """The checks that need no Keras (run before it is imported): options, inputs, outputs."""
+    _plan(args)
 
-    from keras_lnca.models.checks import MAX_STEPS
 
-    if args.steps is not None and not 0 <= args.steps <= MAX_STEPS:
-        raise UserError(f"--steps must be between 0 and {MAX_STEPS}")
+def _plan(args):
+    """`(files, output, single, targets)`, or a one-line `UserError`."""
     if args.tile is not None and args.tile < 8:
         raise UserError("--tile must be at least 8 pixels")
     if args.noise_level is not None and not 0 <= args.noise_level <= 255:
@@ -144,6 +139,21 @@ def run(args):
         existing = [t for t in targets if t.exists()]
         if existing:
             raise UserError(f"{existing[0]} exists (pass --overwrite to replace it)")
+    return files, output, single, targets
+
+
+def run(args):
+    from keras_lnca.data import save_image
+    from keras_lnca.data.io import convert_channels
+    from keras_lnca.data.io import read_raw
+    from keras_lnca.degradations import estimate_noise_level
+    from keras_lnca.models import presets
+    from keras_lnca.models.checks import MAX_STEPS
+    from keras_lnca.models.lnca import LNCA
+
+    if args.steps is not None and not 0 <= args.steps <= MAX_STEPS:
+        raise UserError(f"--steps must be between 0 and {MAX_STEPS}")
+    files, output, single, targets = _plan(args)
     channels = _input_channels(files)
     if args.model or args.preset:
         names = {c: args.model or args.preset for c in set(channels)}
