@@ -18,7 +18,7 @@ from keras_lnca.degradations import estimate_noise_level
 from keras_lnca.degradations import gaussian_noise
 from keras_lnca.errors import UserError
 from keras_lnca.models import color_space
-from keras_lnca.training import losses
+from keras_lnca.models import losses
 from keras_lnca.training import recipe
 
 TINY = dict(

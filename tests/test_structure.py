@@ -4,6 +4,7 @@
   `keras_lnca.cli` depend on the library, never the reverse.
 * No module imports another package's private names (`_name`) or private
   modules; a private module or name is shared only inside its own package.
+* `keras_lnca.models` never imports `keras_lnca.training`.
 """
 
 import ast
@@ -44,6 +45,15 @@ def test_the_library_does_not_import_the_command_line():
         for module, _ in imports(tree):
             if module.startswith(("keras_lnca.commands", "keras_lnca.cli")):
                 bad.append(f"{name} imports {module}")
+    assert not bad, bad
+
+
+def test_the_models_do_not_import_training():
+    """`keras_lnca.models` stands on its own: `training` runs recipes on top of it."""
+    bad = []
+    for name, _, tree in modules():
+        if name.startswith("keras_lnca.models"):
+            bad += [f"{name} imports {m}" for m, _ in imports(tree) if m.startswith("keras_lnca.training")]
     assert not bad, bad
 
 

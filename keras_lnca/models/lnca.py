@@ -6,16 +6,16 @@ from keras_lnca.layers import LatentDecoder
 from keras_lnca.layers import LatentEncoder
 from keras_lnca.layers import SpaceToDepth
 from keras_lnca.models.nca_model import NCAModel
-from keras_lnca.training.losses import LATENT_WEIGHT
-from keras_lnca.training.losses import RECONSTRUCTION_WEIGHT
-from keras_lnca.training.losses import SWAP_WEIGHT
-from keras_lnca.training.losses import TASK_WEIGHT
-from keras_lnca.training.losses import TRIPLET_MARGIN
-from keras_lnca.training.losses import TRIPLET_WEIGHT
-from keras_lnca.training.losses import mse
-from keras_lnca.training.losses import nca_losses
-from keras_lnca.training.losses import per_sample_distance
-from keras_lnca.training.losses import weighted_mse
+from keras_lnca.models.losses import LATENT_WEIGHT
+from keras_lnca.models.losses import RECONSTRUCTION_WEIGHT
+from keras_lnca.models.losses import SWAP_WEIGHT
+from keras_lnca.models.losses import TASK_WEIGHT
+from keras_lnca.models.losses import TRIPLET_MARGIN
+from keras_lnca.models.losses import TRIPLET_WEIGHT
+from keras_lnca.models.losses import mse
+from keras_lnca.models.losses import nca_losses
+from keras_lnca.models.losses import per_sample_distance
+from keras_lnca.models.losses import weighted_mse
 
 
 @keras.saving.register_keras_serializable(package="keras_lnca")

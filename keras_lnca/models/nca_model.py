@@ -11,11 +11,11 @@ from keras_lnca.models.checks import check_train_steps
 from keras_lnca.models.input_space import InputSpace
 from keras_lnca.models.restore_mixin import RestoreMixin
 from keras_lnca.optimizers import default_optimizer
-from keras_lnca.training.losses import PIXEL_WEIGHT
-from keras_lnca.training.losses import mse
-from keras_lnca.training.losses import nca_losses
-from keras_lnca.training.losses import psnr_balance
-from keras_lnca.training.pool import SamplePool
+from keras_lnca.models.losses import PIXEL_WEIGHT
+from keras_lnca.models.losses import mse
+from keras_lnca.models.losses import nca_losses
+from keras_lnca.models.losses import psnr_balance
+from keras_lnca.models.sample_pool import SamplePool
 
 
 
@@ -47,7 +47,7 @@ class NCAModel(RestoreMixin, keras.Model):
     inference (`predict`, `evaluate`, `restore`) `call` runs the
     deterministic pipeline and returns the restored image.
 
-    The sample pool (`keras_lnca.training.SamplePool`): `pool_size`
+    The sample pool (`keras_lnca.models.sample_pool.SamplePool`): `pool_size`
     entries at the training crop size `pool_image_size`, of which each batch
     draws a `pool_rate` share; bypassed for any other spatial size. Under
     JAX `keras.distribution.DataParallel` the compiled step sees the global
@@ -68,7 +68,7 @@ class NCAModel(RestoreMixin, keras.Model):
     channel of the degraded batch.
 
     `loss_balance="psnr"` weights each sample's reconstruction error by the
-    inverse of itself (`keras_lnca.training.losses.psnr_balance`): training
+    inverse of itself (`keras_lnca.models.losses.psnr_balance`): training
     then descends the batch's mean PSNR, the figure evaluation reports,
     instead of its mean MSE, which the noisiest samples of a batch that mixes
     noise levels would rule.

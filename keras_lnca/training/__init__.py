@@ -1,17 +1,16 @@
-"""Training: recipes (`lnca train`), committable checkpoints, and the losses.
+"""Training: recipes (`lnca train`) and committable checkpoints.
 
 * `recipe`: reading and checking recipe files, running their phases with
   checkpoints, evaluating and writing presets (`load_recipe`, `train`,
   `evaluate_recipe`, `write_preset`).
 * `checkpoint`: `Checkpoint`, the per-epoch checkpoint a run resumes from.
-* `losses`: both phases' losses and weights.
-* `pool`: `SamplePool`, the NCA sample pool and its hygiene rule.
 
-The model's own training hooks (the step schedule, the phase switch, the
-`fit` hooks) live with the model in `keras_lnca.models.nca_model`.
+The model's own training parts (the losses, the sample pool, the step
+schedule, the phase switch, the `fit` hooks) live with the model in
+`keras_lnca.models`; `SamplePool` is re-exported here.
 """
 
-from keras_lnca.training.pool import SamplePool
+from keras_lnca.models.sample_pool import SamplePool
 from keras_lnca.training.checkpoint import Checkpoint
 from keras_lnca.training.recipe import build_model
 from keras_lnca.training.recipe import check_recipe
