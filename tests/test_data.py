@@ -390,3 +390,43 @@ def test_shared_benchmark_folders_load():
     assert image.shape == (256, 256, 1) and 0 <= image.min() < image.max() <= 1
     colour = next(iter(kd.evaluation_images(data / "color" / "cbsd68")))[1]
     assert colour.shape in ((321, 481, 3), (481, 321, 3))
+
+
+def test_atomic_writes_keep_the_mode_of_the_file_they_replace(tmp_path):
+    import os
+    import stat
+
+    from keras_lnca.data.io import atomic_path
+    from keras_lnca.data.io import atomic_write
+
+    for i, writer in enumerate(("write", "path")):
+        target = tmp_path / f"private_{i}.bin"
+        target.write_bytes(b"old")
+        os.chmod(target, 0o600)
+        if writer == "write":
+            atomic_write(target, lambda f: f.write(b"new"))
+        else:
+            with atomic_path(target) as temporary:
+                temporary.write_bytes(b"new")
+        assert target.read_bytes() == b"new"
+        assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+
+
+def test_a_full_disk_is_a_one_line_error_naming_the_file(tmp_path):
+    import errno
+    import os
+
+    from keras_lnca.data.io import atomic_path
+    from keras_lnca.data.io import atomic_write
+    from keras_lnca.errors import UserError
+
+    def full(f):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    target = tmp_path / "out.png"
+    with pytest.raises(UserError, match=r"cannot write .*out\.png: No space left on device"):
+        atomic_write(target, full)
+    with pytest.raises(UserError, match=r"cannot write .*out\.png: No space left on device"):
+        with atomic_path(target):
+            full(None)
+    assert list(tmp_path.iterdir()) == []

@@ -3,6 +3,7 @@
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -306,14 +307,31 @@ def atomic_write(path, write):
     try:
         with os.fdopen(handle, "wb") as f:
             write(f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+        os.chmod(temporary, _final_mode(path))
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(temporary):
             os.unlink(temporary)
+        _raise_write_error(path, error)
         raise
+
+
+def _final_mode(path):
+    """The permission bits a written file gets: those of the file it replaces, else
+    what a plain `open` would give (0666 less the umask)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _raise_write_error(path, error):
+    """An OS error while writing `path` (a full disk, a permission) as a one-line
+    `UserError` that names the file; other errors go on as they are."""
+    if isinstance(error, OSError):
+        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 @contextlib.contextmanager
@@ -331,7 +349,13 @@ def atomic_path(path):
     suffix = "".join(path.suffixes) or ".tmp"
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
     try:
-        yield temporary
+        try:
+            yield temporary
+        except OSError as error:
+            _raise_write_error(path, error)
+            raise
+        if temporary.is_file():
+            os.chmod(temporary, _final_mode(path))
         if temporary.is_dir() and path.is_dir() and not path.is_symlink():
             previous = path.with_name(f".{path.name}.{os.getpid()}.previous")
             os.replace(path, previous)
