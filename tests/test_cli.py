@@ -202,3 +202,19 @@ def test_user_errors_come_before_any_framework_import(argv, message):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == ["2", "False"], result.stdout + result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_model_with_broken_weights_writes_no_file(tmp_path, capsys):
+    import keras_lnca as kl
+
+    model = kl.LNCA(channels=1, cell="conv", autoencoder="space_to_depth", hidden_channels=4,
+                    inference_steps=2, pool_size=0, cell_config={"perception_channels": 4, "hidden_units": 4})
+    model.build()
+    bias = model.nca.cell.head.bias
+    bias.assign(np.full(bias.shape, np.nan, "float32"))
+    model.save(tmp_path / "broken.keras")
+    Image.fromarray(np.full((16, 16), 128, "uint8")).save(tmp_path / "in.png")
+    code, _, err = run_cli(capsys, "restore", tmp_path / "in.png", "-o", tmp_path / "out.png",
+                           "--model", tmp_path / "broken.keras")
+    assert code == 2 and "NaN" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out.png").exists()

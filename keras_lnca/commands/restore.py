@@ -6,6 +6,7 @@ import sys
 import time
 
 from keras_lnca.errors import UserError
+from keras_lnca.errors import first_line
 
 
 def add_parser(subparsers):
@@ -185,7 +186,10 @@ def run(args):
             level, how = args.noise_level, "given"
             if level is None:
                 level, how = estimate_noise_level(image.astype("float32") / scale), "estimated"
-        restored = model.restore(image, steps=args.steps, tile=args.tile, noise_level=level)
+        try:
+            restored = model.restore(image, steps=args.steps, tile=args.tile, noise_level=level)
+        except ValueError as error:  # e.g. a broken model's non-finite output: no file
+            raise UserError(f"{source.name}: {first_line(error)}") from None
         save_image(target, restored)  # uint16 stays uint16
         if not args.quiet:
             sigma = "" if level is None else f", sigma {level:.1f} ({how})"

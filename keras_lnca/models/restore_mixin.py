@@ -1,5 +1,7 @@
 """`RestoreMixin`: the numpy-facing inference of `NCAModel` (restore, presets)."""
 
+import numpy as np
+
 from keras_lnca import image_io
 from keras_lnca.models.checks import check_restore_arguments
 
@@ -55,6 +57,11 @@ class RestoreMixin:
             restored = tiling.restore_tiled(self, batch, steps=steps, tile=int(tile), tolerance=tolerance)
         else:
             restored = self.predict_with_steps(batch, steps, batch_size, tolerance)
+        if not np.all(np.isfinite(restored)):
+            raise ValueError(
+                "The model's output holds NaN or infinite values: its weights are broken "
+                "(a diverged training run?); nothing was restored."
+            )
         return restore_like(restored)
 
     def model_input(self, batch, noise_level=None, size=None):
