@@ -218,7 +218,7 @@ def test_pipeline_errors(gray_folder, tmp_path):
     with pytest.raises(UserError, match="no images"):
         kd.FolderPyDataset(tmp_path / "..", "gaussian:25")
     with pytest.raises(UserError, match="no full batch"):
-        kd.FolderPyDataset(gray_folder, "gaussian:25", crop_size=16, batch_size=64)
+        kd.FolderPyDataset(gray_folder, "gaussian:25", crop_size=16, batch_size=64, crops_per_image=1)
     with pytest.raises(UserError, match="invalid degradation"):
         kd.folder_dataset(gray_folder, "gaussian", crop_size=16)
     with pytest.raises(UserError, match="backend"):
@@ -430,3 +430,18 @@ def test_a_full_disk_is_a_one_line_error_naming_the_file(tmp_path):
         with atomic_path(target):
             full(None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_small_folder_fills_a_batch_or_says_what_to_change(tmp_path):
+    from PIL import Image
+
+    from keras_lnca.data import FolderPyDataset
+    from keras_lnca.errors import UserError
+
+    for i in range(5):
+        Image.fromarray(np.full((40, 40), 20 * i, "uint8")).save(tmp_path / f"{i}.png")
+    data = FolderPyDataset(tmp_path, "gaussian:25", crop_size=32, batch_size=8, channels=1, seed=0)
+    assert data.crops_per_image == 2 and len(data) == 1 and data[0][0].shape == (8, 32, 32, 1)
+    with pytest.raises(UserError, match=r"pass crops_per_image=2 \(or None\), or batch_size=5"):
+        FolderPyDataset(tmp_path, "gaussian:25", crop_size=32, batch_size=8, channels=1,
+                        crops_per_image=1)

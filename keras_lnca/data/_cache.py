@@ -139,11 +139,28 @@ def resolve_degradation(degradation):
 
 
 def check_sizes(crop_size, batch_size, crops_per_image):
-    """Crop, batch and crop counts must be positive integers."""
+    """Crop, batch and crop counts must be positive integers (`crops_per_image` may be None)."""
     for name, value in (("crop_size", crop_size), ("batch_size", batch_size),
-                        ("crops_per_image", crops_per_image)):
+                        ("crops_per_image", 1 if crops_per_image is None else crops_per_image)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise UserError(f"{name} must be a positive integer, got {value!r}")
+
+
+def crops_per_epoch(count, batch_size, crops_per_image):
+    """Crops of each image per epoch: as given, or (None) just enough for one full batch.
+
+    Raises a one-line `UserError` that says what to change when the given
+    count makes no full batch.
+    """
+    enough = -(-int(batch_size) // count)
+    if crops_per_image is None:
+        return max(1, enough)
+    if count * crops_per_image < batch_size:
+        raise UserError(
+            f"{count} image(s) x {crops_per_image} crop(s) make no full batch of {batch_size}: "
+            f"pass crops_per_image={enough} (or None), or batch_size={count * crops_per_image}"
+        )
+    return int(crops_per_image)
 
 
 def draw_seed(seed):

@@ -5,7 +5,6 @@ import numpy as np
 
 from keras_lnca.data import _cache
 from keras_lnca.data.transforms import random_crop_flip_rot
-from keras_lnca.errors import UserError
 
 
 class _CropPyDataset(keras.utils.PyDataset):
@@ -24,18 +23,12 @@ class _CropPyDataset(keras.utils.PyDataset):
         self._scale = np.float32(scale)
         self.crop_size = int(crop_size)
         self.batch_size = int(batch_size)
-        self.crops_per_image = int(crops_per_image)
+        self.crops_per_image = _cache.crops_per_epoch(len(arrays), batch_size, crops_per_image)
         self.shuffle = bool(shuffle)
         self.seed = _cache.draw_seed(seed)
         self._epoch = 0
         self._order_cache = (None, None)
-        total = len(arrays) * self.crops_per_image
-        if total < self.batch_size:
-            raise UserError(
-                f"{len(arrays)} image(s) x {crops_per_image} crop(s) make no full batch "
-                f"of {batch_size}"
-            )
-        self._batches = total // self.batch_size
+        self._batches = len(arrays) * self.crops_per_image // self.batch_size
 
     def __len__(self):
         return self._batches

@@ -18,10 +18,8 @@ def _crop_dataset(arrays, scale, crop_size, batch_size, crops_per_image, shuffle
     import tensorflow as tf
 
     count = len(arrays)
-    if drop_remainder and count * crops_per_image < batch_size:
-        raise UserError(
-            f"{count} image(s) x {crops_per_image} crop(s) make no full batch of {batch_size}"
-        )
+    if drop_remainder or crops_per_image is None:
+        crops_per_image = _cache.crops_per_epoch(count, batch_size, crops_per_image)
     channels = arrays[0].shape[-1]
     flat = tf.constant(np.concatenate([a.reshape(-1) for a in arrays]))
     offsets = tf.constant(np.cumsum([0] + [a.size for a in arrays]), tf.int64)
@@ -59,7 +57,7 @@ def folder_dataset(
     batch_size=8,
     channels=3,
     *,
-    crops_per_image=1,
+    crops_per_image=None,
     shuffle=True,
     repeat=False,
     seed=None,
@@ -85,7 +83,9 @@ def folder_dataset(
         crop_size: the side of the square training crops.
         batch_size: crops per batch.
         channels: 1 (gray) or 3 (colour); images are converted.
-        crops_per_image: crops of each image per epoch.
+        crops_per_image: crops of each image per epoch; None (default):
+            just enough for one full batch (1 once the folder holds `batch_size`
+            images).
         shuffle: shuffle every epoch. `False` also fixes the crops and the
             noise, so every epoch sees the same batches (validation).
         repeat: `False` (one pass per epoch; `fit` restarts it), `True`
@@ -153,7 +153,7 @@ def paired_folder_dataset(
     batch_size=8,
     channels=3,
     *,
-    crops_per_image=1,
+    crops_per_image=None,
     shuffle=True,
     repeat=False,
     seed=None,
@@ -172,7 +172,8 @@ def paired_folder_dataset(
         crop_size: the side of the square crops.
         batch_size: crops per batch.
         channels: 1 or 3; both images are converted.
-        crops_per_image: crops of each pair per epoch.
+        crops_per_image: crops of each pair per epoch; None (default):
+            just enough for one full batch.
         shuffle: shuffle every epoch; `False` also fixes the crops.
         repeat: `False`, `True` (endless) or a number of passes.
         seed: makes the pipeline deterministic; random when `None`.

@@ -25,7 +25,9 @@ class FolderPyDataset(_CropPyDataset):
         crop_size: the side of the square crops.
         batch_size: crops per batch (the last partial batch is dropped).
         channels: 1 or 3; images are converted.
-        crops_per_image: crops of each image per epoch.
+        crops_per_image: crops of each image per epoch; None (default):
+            just enough for one full batch (1 once the folder holds `batch_size`
+            images).
         shuffle: reshuffle every epoch; `False` also fixes crops and noise.
         seed: makes the batches deterministic; random when `None`.
         augment: an optional Keras augmentation layer for the clean batch
@@ -47,7 +49,7 @@ class FolderPyDataset(_CropPyDataset):
     """
 
     def __init__(self, folder, degradation, crop_size=32, batch_size=8, channels=3, *,
-                 crops_per_image=1, shuffle=True, seed=None, augment=None, clip=False,
+                 crops_per_image=None, shuffle=True, seed=None, augment=None, clip=False,
                  noise_map=False, **kwargs):
         self.degradation = _cache.resolve_degradation(degradation)
         if noise_map and "gaussian" not in self.degradation.kinds:

@@ -15,7 +15,8 @@ class PairedFolderPyDataset(_CropPyDataset):
         crop_size: the side of the square crops.
         batch_size: crops per batch (the last partial batch is dropped).
         channels: 1 or 3; both images are converted.
-        crops_per_image: crops of each pair per epoch.
+        crops_per_image: crops of each pair per epoch; None (default):
+            just enough for one full batch.
         shuffle: reshuffle every epoch; `False` also fixes the crops.
         seed: makes the batches deterministic; random when `None`.
         **kwargs: `workers`, `use_multiprocessing`, `max_queue_size`.
@@ -27,7 +28,7 @@ class PairedFolderPyDataset(_CropPyDataset):
     >>> damaged, gt = ds[0]  # doctest: +SKIP
     """
 
-    def __init__(self, folder, crop_size=32, batch_size=8, channels=3, *, crops_per_image=1,
+    def __init__(self, folder, crop_size=32, batch_size=8, channels=3, *, crops_per_image=None,
                  shuffle=True, seed=None, **kwargs):
         stacked, scale, self._channels, names = _cache.load_pairs(folder, channels)
         _cache.check_crop(stacked, names, crop_size)
