@@ -89,11 +89,12 @@ COVERAGE = [
     (r"python -m pytest -q -rs tests", ["ci:python -m pytest -q -rs -p no:cacheprovider tests"]),
     (r"bash \.ci/run", ["ci:KERAS_BACKEND=$backend python -m pytest"]),
     (r"KERAS_BACKEND=(tensorflow|jax|torch)", ["ci:for backend in tensorflow jax torch"]),
-    (r"lnca restore IN \[IN \.\.\.\] -o OUT \[--preset NAME\] \[--steps N\] \[--tile PX\]",
+    (r"lnca restore IN \[IN \.\.\.\] -o OUT \[--preset NAME\|--model FILE\] \[--noise-level SIGMA\] "
+     r"\[--steps N\] \[--tile PX\] \[--overwrite\]",
      ["test:test_readme.py::test_readme_restore_and_evaluate_synopsis",
       "test:test_cli.py::test_restore_files_and_folders"]),
     (r"lnca evaluate \[--preset NAME\|--model FILE\] --dataset DIR --degradation SPEC "
-     r"\[--baseline identity\|bm3d\|wiener \.\.\.\] \[--json OUT\]",
+     r"\[--baseline identity\|bm3d\|wiener \.\.\.\] \[--noise-level estimate\|told\] \[--json OUT\]",
      ["test:test_readme.py::test_readme_restore_and_evaluate_synopsis",
       "test:test_evaluation.py::test_evaluate_cli_writes_json"]),
     (r"lnca evaluate --dataset \.\./shared/data/gray/bsd68 --degradation gaussian:25 --baseline bm3d",
@@ -268,7 +269,7 @@ def test_readme_restore_and_evaluate_synopsis(tmp_path, capsys):
     """`lnca restore` and `lnca evaluate` with a preset, with each option the synopsis shows."""
     images = write_crops(tmp_path / "set", count=2, size=64)
     synopsis = readme_command("lnca restore IN")
-    for option in ("--preset", "--steps", "--tile", "-o"):
+    for option in ("--preset", "--model", "--noise-level", "--steps", "--tile", "-o"):
         assert f"{option} " in synopsis
     code = cli.main(["restore", *map(str, images), "-o", str(tmp_path / "out"), "--preset", PRESET,
                      "--steps", "16", "--tile", "32"])
@@ -277,7 +278,7 @@ def test_readme_restore_and_evaluate_synopsis(tmp_path, capsys):
     assert Image.open(tmp_path / "out" / "crop_0.png").size == (64, 64)
 
     synopsis = readme_command("lnca evaluate [")
-    for option in ("--preset", "--dataset", "--degradation", "--baseline", "--json"):
+    for option in ("--preset", "--dataset", "--degradation", "--baseline", "--noise-level", "--json"):
         assert f"{option} " in synopsis
     out = tmp_path / "evaluate.json"
     code = cli.main(["evaluate", "--preset", PRESET, "--dataset", str(tmp_path / "set"),
