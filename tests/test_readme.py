@@ -214,6 +214,9 @@ def test_readme_data_snippets(tmp_path):
         dataset = eval(snippet, {"kl": kl, "folder": str(tmp_path / "folder")})
         degraded, clean = next(iter(dataset))
         degraded, clean = np.asarray(degraded), np.asarray(clean)
+        if "noise_map=True" in snippet:  # the level travels as a last channel, sigma/255
+            degraded, noise_map = degraded[..., :-1], degraded[..., -1]
+            assert 0 <= noise_map.min() and noise_map.max() <= 55 / 255 + 1e-6
         assert degraded.shape == clean.shape and degraded.shape[1:3] == (32, 32)
         assert 0 <= clean.min() and clean.max() <= 1 and not np.allclose(degraded, clean)
 
