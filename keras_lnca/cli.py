@@ -68,8 +68,21 @@ def import_keras_quietly(also_tensorflow=False):
     return keras.backend.backend() if keras is not None else None
 
 
+class _UsageError(Exception):
+    def __init__(self, prog, message):
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, returned as exit status 2."""
+
+    def error(self, message):
+        raise _UsageError(self.prog, message)
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lnca",
         description="Latent Neural Cellular Automata for image restoration.",
     )
@@ -99,7 +112,12 @@ def main(argv=None):
         print(TOUR)
         return 0
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as error:
+        command = f"lnca {argv[0]}" if argv[0] in COMMANDS else "lnca"  # as every other error starts
+        print(f"{command}: error: {error} (see {error.prog} --help)", file=sys.stderr)
+        return 2
     # SIGTERM ends a command like Ctrl-C: temporary files are removed on the way out.
     signal.signal(signal.SIGTERM, _terminate)
     # A command's `check(args)` catches what needs no Keras (missing files,

@@ -16,20 +16,13 @@ import zlib
 import keras
 import numpy as np
 import pytest
+from conftest import tiny_lnca
 from PIL import Image
 
 import keras_lnca as kl
 from keras_lnca import cli
-from keras_lnca.data import load_image
 from keras_lnca.errors import UserError
 
-TINY = dict(
-    train_steps=(2, 3),
-    inference_steps=2,
-    pool_size=8,
-    pool_image_size=16,
-    cell_config={"embed_dim": 32, "dropout": 0.0},
-)
 # Each of these is smaller than, or not a multiple of, the default model's
 # 4 pixels per latent cell (downsampling=2).
 ODD_SIZES = [(1, 1), (3, 3), (2, 9), (5, 7), (13, 6)]
@@ -37,19 +30,19 @@ ODD_SIZES = [(1, 1), (3, 3), (2, 9), (5, 7), (13, 6)]
 H, W = 8, 12
 
 
-def tiny_lnca(channels):
+def seeded_tiny_lnca(channels):
     keras.utils.set_random_seed(0)
-    return kl.LNCA(channels=channels, **TINY)
+    return tiny_lnca(channels)
 
 
 @pytest.fixture(scope="module")
 def gray():
-    return tiny_lnca(1)
+    return seeded_tiny_lnca(1)
 
 
 @pytest.fixture(scope="module")
 def colour():
-    return tiny_lnca(3)
+    return seeded_tiny_lnca(3)
 
 
 def noise_image(shape, dtype="uint8", seed=0):
@@ -60,7 +53,7 @@ def noise_image(shape, dtype="uint8", seed=0):
 
 
 def write_png16(path, pixels):
-    """Writes a 16-bit RGB or RGBA PNG (Pillow cannot)."""
+    """Writes a 16-bit gray + alpha, RGB or RGBA PNG (Pillow cannot)."""
     height, width, channels = pixels.shape
     rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in pixels)
 
@@ -68,7 +61,7 @@ def write_png16(path, pixels):
         crc = struct.pack(">I", zlib.crc32(kind + data))
         return struct.pack(">I", len(data)) + kind + data + crc
 
-    header = struct.pack(">IIBBBBB", width, height, 16, {3: 2, 4: 6}[channels], 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 16, {2: 4, 3: 2, 4: 6}[channels], 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
                      + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
@@ -406,7 +399,8 @@ def write_unusual_images(folder):
     """Images of odd sizes and modes; returns {file name: (height, width)}."""
     sizes = {"gray_1x1.png": (1, 1), "rgba_3x3.png": (3, 3), "la_13x7.png": (13, 7),
              "gray16_6x10.png": (6, 10), "palette_6x10.png": (6, 10),
-             "palette_alpha_3x3.png": (3, 3), "rgb16_13x7.png": (13, 7)}
+             "palette_alpha_3x3.png": (3, 3), "rgb16_13x7.png": (13, 7), "la16_5x4.png": (5, 4),
+             "rgba16_4x5.png": (4, 5)}
     Image.fromarray(noise_image((1, 1))).save(folder / "gray_1x1.png")
     Image.fromarray(noise_image((3, 3, 4)), "RGBA").save(folder / "rgba_3x3.png")
     Image.fromarray(noise_image((13, 7, 2)), "LA").save(folder / "la_13x7.png")
@@ -416,6 +410,8 @@ def write_unusual_images(folder):
         palette = rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
         palette.save(folder / name, **({"transparency": 0} if "alpha" in name else {}))
     write_png16(folder / "rgb16_13x7.png", noise_image((13, 7, 3), "uint16"))
+    write_png16(folder / "la16_5x4.png", noise_image((5, 4, 2), "uint16"))
+    write_png16(folder / "rgba16_4x5.png", noise_image((4, 5, 4), "uint16"))
     return sizes
 
 
@@ -428,22 +424,24 @@ def test_cli_restores_odd_sizes_and_modes(gray, colour, model_files, tmp_path, c
                            model_files[channels])
     assert code == 0, err
     notes = [line for line in err.splitlines() if line.startswith("lnca restore: note:")]
-    # Four colour inputs (RGBA, two palettes, 16-bit RGB) and three gray (1x1, LA, 16-bit).
-    converted = "4 of 7 images are colour" if channels == 1 else "3 of 7 images are gray"
+    # Five colour inputs (RGBA, two palettes, 16-bit RGB and RGBA) and four gray (1x1, LA,
+    # 16-bit, 16-bit with alpha).
+    converted = "5 of 9 images are colour" if channels == 1 else "4 of 9 images are gray"
     assert len(notes) == 1 and converted in notes[0], err
     model = gray if channels == 1 else colour  # the weights of the saved file
     from keras_lnca.data.io import convert_channels
-    from keras_lnca.data.io import read_raw
+    from keras_lnca.data.io import read_with_alpha
 
     for name, (height, width) in sizes.items():
-        out = np.asarray(Image.open(tmp_path / "out" / name))
-        assert out.shape[:2] == (height, width), name
-        assert out.ndim == (2 if channels == 1 else 3), name
-        # What the API gives for the same file, at the file's own depth
-        # (16-bit inputs come back as 16-bit files).
-        source, _ = read_raw(folder / name)
-        written, _ = read_raw(tmp_path / "out" / name)
+        # What the API gives for the same file, at the file's own depth (16-bit inputs come
+        # back as 16-bit files), and the file's alpha channel untouched.
+        source, source_alpha, _ = read_with_alpha(folder / name)
+        written, written_alpha, _ = read_with_alpha(tmp_path / "out" / name)
+        assert written.shape == (height, width, channels), name
         assert written.dtype == source.dtype, name
+        assert (written_alpha is None) == (source_alpha is None), name
+        if source_alpha is not None:
+            np.testing.assert_array_equal(written_alpha, source_alpha, err_msg=name)
         expected = model.restore(convert_channels(source, channels))
         np.testing.assert_allclose(written, expected.reshape(written.shape), atol=1, err_msg=name)
 
@@ -490,3 +488,118 @@ def test_cli_bad_outputs_fail_before_restoring(model_files, tmp_path, capsys):
                            model_files[1])
     assert_one_line_error(code, err, "a.bmp", "a.png")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+# A model config is checked before any variable is built: a model file can ask
+# for no absurd width, no native abort, no pool beyond the memory bound.
+BAD_CONFIGS = {
+    "hidden_channels": (dict(hidden_channels=10**7), "`hidden_channels` must be between 1 and 1024"),
+    "downsampling": (dict(downsampling=-1), "`downsampling` must be between 1 and 3"),
+    "int dtype": (dict(dtype="int32"), "dtype policy must be a float one"),
+    "pool memory": (dict(pool_size=2500, pool_image_size=256), r"needs 4\.\d GiB"),
+    "cell width": (dict(cell_config={"embed_dim": 10**6}), r"cell_config\['embed_dim'\]"),
+    "seed": (dict(seed=-1), "`seed` must be between 0 and 2147483632"),
+    "huge seed": (dict(seed=2**70), "`seed` must be between 0 and 2147483632"),
+    "string width": (dict(hidden_channels="32"), "`hidden_channels` must be an integer"),
+    "train steps": (dict(train_steps=(2, "x")), "`train_steps` must be an integer"),
+    "fire rate": (dict(fire_rate=float("nan")), "`fire_rate` must be a finite number"),
+    "noise map": (dict(noise_map="yes"), "`noise_map` must be True or False"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_model_configs_are_checked_before_building(case):
+    overrides, message = BAD_CONFIGS[case]
+    with pytest.raises(ValueError, match=message) as error:
+        tiny_lnca(channels=1, **overrides)
+    assert "\n" not in str(error.value)
+
+
+def rewrite_config(source, target, **changes):
+    """A copy of the `.keras` file `source` whose model config has `changes`."""
+    import json
+
+    with zipfile.ZipFile(source) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    config["config"].update(changes)
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return target
+
+
+def test_inference_loads_allocate_no_pool(model_files, tmp_path):
+    path = rewrite_config(model_files[1], tmp_path / "pooled.keras", pool_size=64, pool_image_size=64)
+    trainer = kl.LNCA.from_preset(path)
+    assert trainer.get_config()["pool_size"] == 64 and len(trainer.pool_variables()) == 4
+    restorer = kl.LNCA.from_preset(path, training=False)
+    assert restorer.get_config()["pool_size"] == 64 and restorer.pool_variables() == []
+    image = noise_image((H, W)).astype("float32") / 255
+    np.testing.assert_allclose(restorer.restore(image), trainer.restore(image), atol=1e-6)
+
+
+def test_cli_refuses_model_files_with_absurd_configs(model_files, tmp_path, capsys):
+    image = tmp_path / "in.png"
+    Image.fromarray(noise_image((8, 8))).save(image)
+    # A 4.3 GiB training pool is no obstacle to restoring: none is allocated.
+    rewrite_config(model_files[1], tmp_path / "pool.keras", pool_size=2500, pool_image_size=256)
+    code, _, err = run_cli(capsys, "restore", image, "-o", tmp_path / "pooled.png",
+                           "--model", tmp_path / "pool.keras")
+    assert code == 0 and (tmp_path / "pooled.png").exists(), err
+    with pytest.raises(UserError, match="4.3 GiB"):  # but it is refused for training
+        kl.LNCA.from_preset(tmp_path / "pool.keras")
+    cases = {
+        "wide.keras": (dict(hidden_channels=10**6), "`hidden_channels`"),
+        "negative.keras": (dict(downsampling=-2), "`downsampling`"),
+    }
+    for name, (changes, needle) in cases.items():
+        rewrite_config(model_files[1], tmp_path / name, **changes)
+        code, _, err = run_cli(capsys, "restore", image, "-o", tmp_path / "out.png",
+                               "--model", tmp_path / name)
+        assert_one_line_error(code, err, name, needle)
+        assert not (tmp_path / "out.png").exists()
+
+
+def test_cli_says_when_an_output_format_drops_alpha(model_files, tmp_path, capsys):
+    Image.fromarray(noise_image((H, W, 4)), "RGBA").save(tmp_path / "rgba.png")
+    code, _, err = run_cli(capsys, "restore", tmp_path / "rgba.png", "-o", tmp_path / "out.jpg",
+                           "--model", model_files[3])
+    assert code == 0 and "out.jpg holds no alpha channel; the alpha of rgba.png is dropped" in err, err
+    assert Image.open(tmp_path / "out.jpg").mode == "RGB"
+
+
+@pytest.mark.parametrize("keep_going", [False, True])
+def test_a_truncated_jpeg_mid_folder_stops_or_is_skipped(model_files, tmp_path, capsys, keep_going):
+    """verify() cannot see a truncated JPEG: it fails when decoded. Without --keep-going the run
+    stops there (the files already written are whole); with it the file is skipped and reported."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(4):
+        Image.fromarray(noise_image((64, 64, 3), seed=i)).save(folder / f"{i}.jpg", quality=95)
+    whole = (folder / "2.jpg").read_bytes()
+    (folder / "2.jpg").write_bytes(whole[: len(whole) * 3 // 4])  # whole headers, data cut
+    argv = ["restore", folder, "-o", tmp_path / "out", "--model", model_files[3], "--quiet"]
+    code, out, err = run_cli(capsys, *argv, *(["--keep-going"] if keep_going else []))
+    assert code == 2 and "Traceback" not in err, err
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    if keep_going:
+        assert written == ["0.png", "1.png", "3.png"], written
+        assert "skipped 2.jpg" in err and "1 of 4 image(s) failed and were skipped: 2.jpg" in err, err
+    else:
+        assert written == ["0.png", "1.png"], written
+        assert err.count("\n") == 1 and "2.jpg" in err, err
+
+
+def test_predict_refuses_a_list_of_batches_and_checks_backend_tensors(colour):
+    a = noise_image((2, H, W, 3)).astype("float32") / 255
+    with pytest.raises(ValueError, match="predict takes one batch .* got a list of 2"):
+        colour.predict([a, a], verbose=0)
+    bad = a.copy()
+    bad[0, 0, 0, 0] = np.nan
+    for batch in (bad, keras.ops.convert_to_tensor(bad)):  # numpy, and this backend's tensor
+        with pytest.raises(ValueError, match="NaN"):
+            colour.predict(batch, verbose=0)
+    np.testing.assert_allclose(colour.predict(keras.ops.convert_to_tensor(a), verbose=0),
+                               colour.predict(a, verbose=0), atol=1e-6)

@@ -63,6 +63,9 @@ def world(tmp_path_factory):
     with zipfile.ZipFile(root / "noconfig.keras", "w") as z:
         z.writestr("metadata.json", "{}")
     _model_file_with(root / "huge_steps.keras", root, inference_steps=10**9)
+    _model_file_with(root / "wide.keras", root, hidden_channels=10**6)
+    _model_file_with(root / "negative.keras", root, downsampling=-2)
+    _model_file_with(root / "int.keras", root, dtype="int32")
     (root / "out").mkdir()
     (root / "out" / "keep.png").write_bytes(full)
     (root / "out" / "x.png").mkdir()
@@ -80,6 +83,20 @@ def world(tmp_path_factory):
         "missing_data": lambda r: r["data"].update(train="no/such/folder"),
         "no_phases": lambda r: r.update(phases=[]),
         "neg_steps": lambda r: r["model"].update(inference_steps=-3),
+        "no_epochs": lambda r: r["phases"][0].pop("epochs"),
+        "eval_no_spec": lambda r: r["evaluate"][0].pop("degradation"),
+        "eval_string": lambda r: r.update(evaluate=["gray/set12"]),
+        "eval_negative_limit": lambda r: r["evaluate"][0].update(limit=-2),
+        "unknown_metric": lambda r: r["compile"].update(metrics=["accuracy"]),
+        "junk_init_from": lambda r: r.update(init_from="not a preset"),
+        "name_escapes": lambda r: r.update(name="../../escape"),
+        "empty_name": lambda r: r.update(name=""),
+        "seed_negative": lambda r: r.update(seed=-1),
+        "seed_huge": lambda r: r.update(seed=2**70),
+        "nan_rate": lambda r: r["compile"].update(learning_rate=float("nan")),
+        "huge_width": lambda r: r["model"].update(hidden_channels=10**6),
+        "huge_pool": lambda r: r["model"].update(pool_size=2500, pool_image_size=256),
+        "number_overflow": lambda r: r["data"].update(degradation="gaussian:" + "9" * 400),
     }
     for name, change in recipes.items():
         copy = json.loads(json.dumps(recipe))
@@ -170,12 +187,63 @@ CASES = {
     "train missing data folder": ["train", "--config", "missing_data.json", "--run-dir", "out/run"],
     "train negative epochs scale": ["train", "--config", str(REPO / "configs" / "smoke_gray.json"),
                                     "--run-dir", "out/run", "--epochs-scale", "-1"],
+    "train recipe without epochs": ["train", "--config", "no_epochs.json", "--run-dir", "out/run"],
+    "train evaluate without spec": ["train", "--config", "eval_no_spec.json", "--run-dir", "out/run"],
+    "train evaluate as a string": ["train", "--config", "eval_string.json", "--run-dir", "out/run"],
+    "train negative eval limit": ["train", "--config", "eval_negative_limit.json", "--run-dir", "out/run"],
+    "train unknown metric": ["train", "--config", "unknown_metric.json", "--run-dir", "out/run"],
+    "train junk init_from": ["train", "--config", "junk_init_from.json", "--run-dir", "out/run"],
+    "train name with ../": ["train", "--config", "name_escapes.json", "--run-dir", "out/run"],
+    "train empty name": ["train", "--config", "empty_name.json", "--run-dir", "out/run"],
+    "train seed -1": ["train", "--config", "seed_negative.json", "--run-dir", "out/run"],
+    "train seed 2**70": ["train", "--config", "seed_huge.json", "--run-dir", "out/run"],
+    "train nan learning rate": ["train", "--config", "nan_rate.json", "--run-dir", "out/run"],
+    "train absurd width": ["train", "--config", "huge_width.json", "--run-dir", "out/run"],
+    "train 4 GiB pool": ["train", "--config", "huge_pool.json", "--run-dir", "out/run"],
+    "train 400-digit sigma": ["train", "--config", "number_overflow.json", "--run-dir", "out/run"],
+    "train nan epochs scale": ["train", "--config", str(REPO / "configs" / "smoke_gray.json"),
+                               "--run-dir", "out/run", "--epochs-scale", "nan"],
+    # seeds and numbers
+    "evaluate seed -1": ["evaluate", "--dataset", "in", "--degradation", "gaussian:25",
+                         "--baseline", "identity", "--seed", "-1"],
+    "evaluate seed 2**70": ["evaluate", "--dataset", "in", "--degradation", "gaussian:25",
+                            "--baseline", "identity", "--seed", str(2**70)],
+    "evaluate steps 20000": ["evaluate", "--dataset", "in", "--degradation", "gaussian:25",
+                             "--preset", "lnca_denoise_gray_s25", "--steps", "20000"],
+    "evaluate 400-digit sigma": ["evaluate", "--dataset", "in", "--degradation", "gaussian:" + "9" * 400,
+                                 "--baseline", "identity"],
+    "evaluate superscript limit": ["evaluate", "--dataset", "in", "--degradation", "gaussian:25",
+                                   "--baseline", "identity", "--limit", "\u00b2"],
+    "demo seed -1": ["demo", "-o", "out/demo.png", "--seed", "-1"],
+    "restore noise level inf": ["restore", "good.png", "-o", "out/r.png", "--noise-level", "inf"],
+    "export steps 20000": ["export", "--preset", "lnca_denoise_gray_s25", "--format", "tflite",
+                           "-o", "out/m.tflite", "--steps", "20000"],
+    "export size 60000": ["export", "--preset", "lnca_denoise_gray_s25", "--format", "tflite",
+                          "-o", "out/m.tflite", "--size", "60000,60000"],
+    "benchmark quality steps 20000": ["benchmark", "quality", "--preset", "lnca_denoise_gray_s25",
+                                      "--dataset", "in", "--degradation", "gaussian:25",
+                                      "--steps", "8,20000"],
+    "benchmark quality seed -1": ["benchmark", "quality", "--preset", "lnca_denoise_gray_s25",
+                                  "--dataset", "in", "--degradation", "gaussian:25", "--seed", "-1"],
+    # model files whose config asks for absurd sizes
+    "restore model of absurd width": ["restore", "good.png", "-o", "out/r.png", "--model", "wide.keras"],
+    "restore model of negative downsampling": ["restore", "good.png", "-o", "out/r.png",
+                                               "--model", "negative.keras"],
+    "restore model with an int dtype": ["restore", "good.png", "-o", "out/r.png", "--model", "int.keras"],
     # export, demo, benchmark
     "export unknown preset": ["export", "--preset", "nope", "--format", "tflite", "-o", "out/m.tflite"],
     "export missing model": ["export", "--model", "nope.keras", "--format", "tflite", "-o", "out/m.tflite"],
     "export into a missing folder": ["export", "--preset", "lnca_denoise_gray_s25", "--format", "tflite",
                                      "-o", "out/no/m.tflite"],
     "demo not a png": ["demo", "-o", "out/demo.txt"],
+    # one overwrite rule for every command that writes
+    "demo onto an existing file": ["demo", "-o", "out/keep.png"],
+    "demo onto a folder named x.png": ["demo", "-o", "out/x.png"],
+    "benchmark noise json exists": ["benchmark", "noise", "--dataset", "in", "--json", "out/keep.json"],
+    "benchmark quality json exists": ["benchmark", "quality", "--preset", "lnca_denoise_gray_s25",
+                                      "--dataset", "in", "--degradation", "gaussian:25",
+                                      "--json", "out/keep.json"],
+    "benchmark large markdown exists": ["benchmark", "large", "--markdown", "out/keep.png"],
     "demo unknown preset": ["demo", "--preset", "nope", "-o", "out/demo.png"],
     "benchmark quality unknown preset": ["benchmark", "quality", "--preset", "nope", "--dataset", "in",
                                          "--degradation", "gaussian:25", "--steps", "2,4"],

@@ -156,7 +156,7 @@ def _run_error(argv, capsys):
          "no such dataset folder"),
         (["--preset", PRESET, "--degradation", "gaussian:x"], "invalid degradation"),
         (["--preset", PRESET, "--degradation", "gaussian:25", "--steps", "8,x"], "must be integers"),
-        (["--preset", PRESET, "--degradation", "gaussian:25", "--steps", "0,8"], "must be >= 1"),
+        (["--preset", PRESET, "--degradation", "gaussian:25", "--steps", "0,8"], "must be from 1 to 10000"),
         (["--preset", PRESET, "--degradation", "gaussian:25", "--steps", ","], "--steps"),
         (["--preset", PRESET, "--degradation", "gaussian:25", "--limit", "0"], "--limit must be >= 1"),
         (["--preset", PRESET, "--degradation", "gaussian:25", "--batch-size", "x"], "--batch-size"),

@@ -13,12 +13,12 @@ import keras
 import numpy as np
 import pytest
 
-import keras_lnca as kl
 from keras_lnca import cli
 from keras_lnca import export
 from keras_lnca.errors import UserError
 
 from conftest import data_dir
+from conftest import tiny_lnca
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("tensorflow") is None, reason="export converts with TensorFlow"
@@ -28,22 +28,14 @@ SIZE = 32
 ON_TENSORFLOW = keras.backend.backend() == "tensorflow"
 
 
-def tiny_lnca(**kwargs):
-    return kl.LNCA(
-        channels=1,
-        train_steps=(2, 3),
-        inference_steps=3,
-        pool_size=8,
-        pool_image_size=16,
-        cell_config={"embed_dim": 16, "dropout": 0.0},
-        **kwargs,
-    )
+def tiny_gray(**kwargs):
+    return tiny_lnca(channels=1, cell_config={"embed_dim": 16, "dropout": 0.0}, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(0)
-    model = tiny_lnca()
+    model = tiny_gray()
     x = np.random.default_rng(0).random((1, SIZE, SIZE, 1)).astype("float32")
     before = model.predict_with_steps(x)
     # beta and gamma start at zero: perturb every NCA weight so that the
@@ -230,7 +222,7 @@ def test_saved_model_reload_matches(model, tmp_path):
 
 
 def test_fire_rate_below_one_is_refused(tmp_path):
-    model = tiny_lnca(fire_rate=0.5)
+    model = tiny_gray(fire_rate=0.5)
     model.build()
     with pytest.raises(UserError, match="fire_rate=0.5"):
         export.export_tflite(model, tmp_path / "x.tflite", input_shape=(SIZE, SIZE))

@@ -9,17 +9,14 @@ import keras
 import numpy as np
 import pytest
 from conftest import REPO
+from conftest import TINY
+from conftest import TINY_NAFCA
 from conftest import pairs
+from conftest import tiny_lnca
 
 import keras_lnca as kl
 from test_case import TestCase
 
-TINY = dict(train_steps=(2, 3), inference_steps=3, pool_size=8, pool_image_size=16)
-TINY_NAFCA = dict(cell_config={"embed_dim": 32, "dropout": 0.0})
-
-
-def tiny_lnca(channels=3, **kwargs):
-    return kl.LNCA(channels=channels, **{**TINY, **TINY_NAFCA, **kwargs})
 
 
 def to_numpy(x):

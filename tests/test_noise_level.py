@@ -19,7 +19,7 @@ from keras_lnca.degradations import gaussian_noise
 from keras_lnca.errors import UserError
 from keras_lnca.models import color_space
 from keras_lnca.models import losses
-from keras_lnca.training import recipe
+from keras_lnca import training
 
 TINY = dict(
     cell="conv", autoencoder="space_to_depth", out_seed="input", hidden_channels=4,
@@ -210,7 +210,7 @@ def test_init_from_a_model_without_map_starts_where_the_donor_is(tmp_path):
     donor.save(path)
     model = aware()
     model.build()
-    recipe.initial_weights(model, str(path), log=lambda *_: None)
+    training.initial_weights(model, str(path), log=lambda *_: None)
     image = np.random.default_rng(0).random((1, 16, 16, 1)).astype("float32")
     expected = donor.predict(image, verbose=0)
     for sigma in (0, 40):

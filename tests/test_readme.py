@@ -10,7 +10,6 @@ import functools
 import importlib.util
 import json
 import os
-import pathlib
 import re
 import shlex
 import subprocess
@@ -87,10 +86,11 @@ COVERAGE = [
                     "test:test_cli.py::test_demo_gains_over_noisy_and_matches_the_preset_card",
                     "test:test_packaging.py::test_wheel_installs_presets_and_runs_the_demo"]),
     (r"python -m pytest -q -rs tests", ["ci:python -m pytest -q -rs -p no:cacheprovider tests"]),
+    (r"python -m pytest -q -m \"not slow\" tests", ["test:test_readme.py::test_the_quick_subset_leaves_out_the_slow_modules"]),
     (r"bash \.ci/run", ["ci:KERAS_BACKEND=$backend python -m pytest"]),
     (r"KERAS_BACKEND=(tensorflow|jax|torch)", ["ci:for backend in tensorflow jax torch"]),
     (r"lnca restore IN \[IN \.\.\.\] -o OUT \[--preset NAME\|--model FILE\] \[--noise-level SIGMA\] "
-     r"\[--steps N\] \[--tile PX\] \[--overwrite\]",
+     r"\[--steps N\] \[--tile PX\] \[--overwrite\] \[--keep-going\]",
      ["test:test_readme.py::test_readme_restore_and_evaluate_synopsis",
       "test:test_cli.py::test_restore_files_and_folders"]),
     (r"lnca evaluate \[--preset NAME\|--model FILE\] --dataset DIR --degradation SPEC "
@@ -275,7 +275,7 @@ def test_readme_restore_and_evaluate_synopsis(tmp_path, capsys):
     for option in ("--preset", "--model", "--noise-level", "--steps", "--tile", "-o"):
         assert f"{option} " in synopsis
     code = cli.main(["restore", *map(str, images), "-o", str(tmp_path / "out"), "--preset", PRESET,
-                     "--steps", "16", "--tile", "32"])
+                     "--steps", "16", "--tile", "32", "--keep-going"])
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["crop_0.png", "crop_1.png"]
     assert Image.open(tmp_path / "out" / "crop_0.png").size == (64, 64)
@@ -344,3 +344,16 @@ def test_compare_presets_example(tmp_path, capsys):
     with Image.open(out) as image:
         assert image.size[0] == 4 * 256 + 3 * 4  # noisy, two presets, clean
         assert image.size[1] > 256 + 64 * 3
+
+
+@ONCE
+def test_the_quick_subset_leaves_out_the_slow_modules():
+    """`pytest -m "not slow"`, as the README gives it: many tests, none from a slow module."""
+    from conftest import SLOW_MODULES
+
+    command = [sys.executable, "-m", "pytest", "-q", "--collect-only", "-m", "not slow", "tests"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    collected = [line for line in result.stdout.splitlines() if "::" in line]
+    modules = {line.split("::")[0].rpartition("/")[2].removesuffix(".py") for line in collected}
+    assert len(collected) > 200 and not modules & SLOW_MODULES, sorted(modules & SLOW_MODULES)

@@ -4,7 +4,11 @@
   `keras_lnca.cli` depend on the library, never the reverse.
 * No module imports another package's private names (`_name`) or private
   modules; a private module or name is shared only inside its own package.
-* `keras_lnca.models` never imports `keras_lnca.training`.
+* `keras_lnca.models` and `keras_lnca.layers` never import `training`,
+  `commands`, `benchmarks` or the CLI; no module of the library imports
+  `keras_lnca` as a whole (only the package's own `__init__` gathers it).
+* No circle between modules of the library, counting imports inside
+  functions too.
 """
 
 import ast
@@ -55,6 +59,102 @@ def test_the_models_do_not_import_training():
         if name.startswith("keras_lnca.models"):
             bad += [f"{name} imports {m}" for m, _ in imports(tree) if m.startswith("keras_lnca.training")]
     assert not bad, bad
+
+
+LOWER_FLOORS = ("keras_lnca.models", "keras_lnca.layers")
+UPPER_FLOORS = ("keras_lnca.training", "keras_lnca.commands", "keras_lnca.benchmarks", "keras_lnca.cli")
+
+
+def floor_violations(module_imports):
+    """`module imports target` lines where a lower floor reaches up (or imports the whole package)."""
+    bad = []
+    for name, targets in module_imports.items():
+        if name == "keras_lnca":
+            continue
+        for target in targets:
+            if target == "keras_lnca" or (name.startswith(LOWER_FLOORS) and target.startswith(UPPER_FLOORS)):
+                bad.append(f"{name} imports {target}")
+    return bad
+
+
+def imported_modules():
+    """`{module: {imported module}}` over the library, each import resolved to a
+    module where `from package import module` names one."""
+    names = {name for name, _, _ in modules()}
+    graph = {}
+    for name, _, tree in modules():
+        targets = set()
+        for module, imported in imports(tree):
+            submodule = f"{module}.{imported}"
+            targets.add(submodule if submodule in names else module)
+        graph[name] = targets - {name}
+    return graph
+
+
+def circles(graph):
+    """The strongly connected groups of more than one module (Tarjan), sorted."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(found)
+
+
+def test_lower_floors_never_reach_up():
+    assert not floor_violations(imported_modules())
+
+
+def test_no_circle_between_modules():
+    """Package `__init__`s that gather their members are left out: importing
+    `keras_lnca.models.lnca` runs `keras_lnca/models/__init__.py` anyway."""
+    graph = {
+        name: {t for t in targets if not _is_package(t)}
+        for name, targets in imported_modules().items()
+        if not _is_package(name)
+    }
+    assert not circles(graph), circles(graph)
+
+
+def _is_package(name):
+    return (PACKAGE.parent / name.replace(".", "/") / "__init__.py").exists()
+
+
+def test_the_floor_and_circle_checks_see_a_violation():
+    planted = {
+        "keras_lnca.models.lnca": {"keras_lnca.training.recipe", "keras_lnca.layers.nca"},
+        "keras_lnca.layers.nca": {"keras_lnca"},
+        "keras_lnca.a": {"keras_lnca.b"},
+        "keras_lnca.b": {"keras_lnca.c"},
+        "keras_lnca.c": {"keras_lnca.a"},
+        "keras_lnca.d": {"keras_lnca.a"},
+    }
+    assert floor_violations(planted) == [
+        "keras_lnca.models.lnca imports keras_lnca.training.recipe",
+        "keras_lnca.layers.nca imports keras_lnca",
+    ]
+    assert circles(planted) == [["keras_lnca.a", "keras_lnca.b", "keras_lnca.c"]]
 
 
 def private_owner(target):

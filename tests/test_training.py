@@ -1,8 +1,17 @@
 """`lnca train` recipes: a run killed after an epoch boundary resumes exactly."""
 
+import json
+import re
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 from conftest import REPO
 from conftest import data_dir
 
@@ -123,9 +132,23 @@ def test_a_damaged_finished_phase_says_what_to_delete(tmp_path):
         (lambda r: r["data"].pop("train"), "data needs 'train'"),
         (lambda r: r.update(phasez=[]), "unknown key 'phasez'"),
         (lambda r: r["compile"].update(learning_rate="big"), "'learning_rate' must be"),
-        (lambda r: r["data"].update(crop_size=0), "'crop_size' must be >= 1"),
+        (lambda r: r["data"].update(crop_size=0), "'crop_size' must be from 1 to 1024"),
         (lambda r: r["data"].update(degradation="gaussian:-5"), "negative"),
         (lambda r: r["model"].update(inference_steps=-3), "inference_steps"),
+        (lambda r: r["phases"][0].pop("epochs"), "each phase needs 'phase'"),
+        (lambda r: r["evaluate"][0].pop("degradation"), "each evaluate entry needs"),
+        (lambda r: r.update(evaluate=["gray/set12"]), "each evaluate entry must be a JSON object"),
+        (lambda r: r["evaluate"][0].update(limit=-1), "'limit' must be from 1"),
+        (lambda r: r["evaluate"][0].update(baselines=["bm4d"]), "'baselines' may hold"),
+        (lambda r: r["compile"].update(metrics=["accuracy"]), "'metrics' may hold psnr, ssim"),
+        (lambda r: r["compile"].update(learning_rate=float("nan")), "'learning_rate' must be a finite"),
+        (lambda r: r.update(init_from="no such preset"), "neither a preset nor an existing path"),
+        (lambda r: r.update(name="../escape"), "'name' must be letters"),
+        (lambda r: r.update(name=""), "'name' must be letters"),
+        (lambda r: r.update(seed=-1), "'seed' must be from 0"),
+        (lambda r: r.update(seed=2**70), "'seed' must be from 0"),
+        (lambda r: r["model"].update(hidden_channels=10**6), "`hidden_channels` must be between"),
+        (lambda r: r["model"].update(cell=5), "bad model arguments"),
     ],
 )
 def test_bad_recipes_fail_in_one_line_before_any_work(tmp_path, capsys, change, message):
@@ -175,3 +198,106 @@ def test_snapshot_writes_the_latest_checkpoint_without_training(tmp_path):
     reference.build()
     reference.load_weights(tmp_path / "run" / "nca.e0002.weights.h5")
     _assert_same_weights(reference, snapshot)
+
+
+def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(tmp_path, capsys):
+    import json
+
+    from keras_lnca import cli
+
+    recipe = _smoke_recipe([{"phase": "nca", "epochs": 2}], autoencoder="space_to_depth",
+                           out_seed="input", cell="conv",
+                           cell_config={"perception_channels": 8, "hidden_units": 16})
+    recipe["compile"]["learning_rate"] = 1e6
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    code = cli.main(["train", "--config", str(path), "--run-dir", str(tmp_path / "run"),
+                     "-o", str(tmp_path / "presets")])
+    err = capsys.readouterr().err
+    assert code == 2 and re.search(r"training diverged: phase 'nca' has loss (nan|inf)", err), err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert not list((tmp_path / "run").glob("nca.e*")), "a diverged epoch was checkpointed"
+    assert not (tmp_path / "presets").exists() or not any((tmp_path / "presets").iterdir())
+
+
+def test_the_divergence_guard_reads_the_batch_loss():
+    from keras_lnca.errors import UserError
+    from keras_lnca.training.checkpoint import Checkpoint
+    from keras_lnca.training.divergence import stop_on_non_finite_loss
+
+    guard = stop_on_non_finite_loss(Checkpoint("/nonexistent/run", "nca"))
+    guard.on_epoch_begin(4)
+    guard.on_train_batch_end(0, {"loss": 0.5})
+    guard.on_train_batch_end(1, {})
+    for value in (float("nan"), float("inf")):
+        with pytest.raises(UserError, match=r"epoch 5, batch 3; no checkpoint of it was written"):
+            guard.on_train_batch_end(2, {"loss": value})
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True)
+    | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    max_leaves=6,
+)
+PLACES = ["", "model", "data", "compile", "phases.0", "evaluate.0"]
+KEYS = ["name", "seed", "model", "data", "phases", "evaluate", "init_from", "class", "channels",
+        "hidden_channels", "train_steps", "cell", "cell_config", "noise_map", "crop_size",
+        "batch_size", "crops_per_image", "degradation", "learning_rate", "metrics", "phase",
+        "epochs", "limit", "baselines", "dataset", "unknown"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(place=st.sampled_from(PLACES), key=st.sampled_from(KEYS), value=JSON)
+def test_any_json_in_any_key_is_a_valid_recipe_or_one_line_error(place, key, value):
+    """A recipe with any JSON value at any key: checked, or refused in one line, never a traceback."""
+    import json
+
+    from keras_lnca.errors import UserError
+
+    recipe = json.loads((REPO / "configs" / "smoke_gray.json").read_text())
+    target = recipe
+    for part in filter(None, place.split(".")):
+        target = target[int(part)] if part.isdigit() else target[part]
+    target[key] = value
+    try:
+        training.check_recipe(recipe)
+    except UserError as error:
+        assert "\n" not in str(error) and len(str(error)) < 400, str(error)
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '"nca"', '{"nca": 3}', '{"nca": {"epochs": "x"}}', "\xff"])
+def test_a_damaged_progress_file_says_what_to_delete(tmp_path, text):
+    from keras_lnca.errors import UserError
+    from keras_lnca.training.checkpoint import Checkpoint
+
+    (tmp_path / "progress.json").write_bytes(text.encode("latin-1"))
+    with pytest.raises(UserError, match="progress.json is damaged; delete it"):
+        Checkpoint(tmp_path, "nca").phase_progress()
+
+
+def test_a_run_folder_keeps_its_recipe_and_one_run_at_a_time(tmp_path):
+    from keras_lnca.errors import UserError
+    from keras_lnca.training.run_folder import claimed
+    from keras_lnca.training.run_folder import record_recipe
+
+    recipe = training.load_recipe(REPO / "configs" / "smoke_gray.json")
+    messages = []
+    record_recipe(tmp_path, recipe, log=messages.append)
+    assert (tmp_path / "recipe.json").exists() and not messages
+    longer = json.loads(json.dumps(recipe))
+    longer["phases"][1]["epochs"] = 5  # more epochs: recorded, not refused
+    record_recipe(tmp_path, longer, log=messages.append)
+    assert "the phases change" in messages[0]
+    assert json.loads((tmp_path / "recipe.json").read_text())["phases"][1]["epochs"] == 5
+    wider = json.loads(json.dumps(longer))
+    wider["model"]["hidden_channels"] = 64
+    with pytest.raises(UserError, match=r"started with another recipe \(model.hidden_channels: None -> 64\)"):
+        record_recipe(tmp_path, wider)
+    with claimed(tmp_path):
+        code = ("import sys\nfrom keras_lnca.training.run_folder import claimed\n"
+                f"with claimed({str(tmp_path)!r}):\n    pass\n")
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert "another lnca train is using" in result.stderr
+    with claimed(tmp_path):  # released at the end of the block
+        pass

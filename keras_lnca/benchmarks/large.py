@@ -152,7 +152,7 @@ def measure(point, model="lnca_denoise_gray_s25", steps=None, repeats=1, seed=0)
     from keras_lnca.models import presets
 
     started = time.perf_counter()
-    restorer = presets.load(model)
+    restorer = presets.load(model, training=False)
     load_seconds = time.perf_counter() - started
     steps = restorer.inference_steps if steps is None else int(steps)
     image = synthetic_image(point["size"], restorer.channels, seed)

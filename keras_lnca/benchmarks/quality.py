@@ -61,6 +61,7 @@ import time
 import numpy as np
 
 from keras_lnca.errors import UserError
+from keras_lnca.models.checks import MAX_STEPS
 
 DEFAULT_STEPS = (8, 16, 32, 64, 128)
 
@@ -94,8 +95,8 @@ def parse_steps(text):
             value = int(part)
         except ValueError:
             raise UserError(f"--steps entries must be integers, got {part!r} in {text!r}") from None
-        if value < 1:
-            raise UserError(f"--steps entries must be >= 1, got {value} in {text!r}")
+        if not 1 <= value <= MAX_STEPS:
+            raise UserError(f"--steps entries must be from 1 to {MAX_STEPS}, got {value} in {text!r}")
         steps.append(value)
     return tuple(sorted(set(steps)))
 

@@ -10,6 +10,9 @@ import os
 import shlex
 import sys
 
+from keras_lnca.commands import arguments
+from keras_lnca.commands.outputs import check_output
+from keras_lnca.models.checks import MAX_STEPS
 from keras_lnca.errors import UserError
 
 
@@ -28,19 +31,6 @@ def _names(text):
     if not names:
         raise argparse.ArgumentTypeError("expected a comma-separated list")
     return list(dict.fromkeys(names))
-
-
-def _positive(kind):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-        return value
-
-    return parse
 
 
 def add_efficiency_parser(subparsers):
@@ -68,30 +58,31 @@ def add_efficiency_parser(subparsers):
                              "(default: the current KERAS_BACKEND); several add a cross-backend table")
     parser.add_argument("--models", type=_names, default=list(MODELS), metavar="NAME[,NAME]",
                         help=f"models among {', '.join(MODELS)} (default: all)")
-    parser.add_argument("--steps", type=_positive(int), default=64, metavar="N",
+    parser.add_argument("--steps", type=arguments.STEPS, default=64, metavar="N",
                         help="NCA steps at inference, for every model (default 64)")
-    parser.add_argument("--repeats", type=_positive(int), default=5, metavar="N",
+    parser.add_argument("--repeats", type=arguments.integer(1), default=5, metavar="N",
                         help="timed passes per point after one warm-up; the latency is their "
                              "median (default 5; fewer where the time budget requires)")
-    parser.add_argument("--memory-budget-gb", type=_positive(float), default=8.0, metavar="GB",
+    parser.add_argument("--memory-budget-gb", type=arguments.number(0.0, above=True), default=8.0, metavar="GB",
                         help="peak inference memory budget (GiB) for skipping points and for "
                              "the largest input (default 8)")
-    parser.add_argument("--time-budget-s", type=_positive(float), default=600.0, metavar="S",
+    parser.add_argument("--time-budget-s", type=arguments.number(0.0, above=True), default=600.0, metavar="S",
                         help="seconds a point's warm-up and timed passes may take (default 600)")
     parser.add_argument("--max-side", choices=("extrapolate", "bisect", "none"), default="extrapolate",
                         help="largest input within the budget: extrapolated from the measured "
                              "points (default), or bisection with a subprocess per trial")
-    parser.add_argument("--train-steps", type=_positive(int), default=32, metavar="N",
+    parser.add_argument("--train-steps", type=arguments.integer(1), default=32, metavar="N",
                         help="NCA steps of the training step (default 32)")
-    parser.add_argument("--train-size", type=_positive(int), default=32, metavar="PX",
+    parser.add_argument("--train-size", type=arguments.integer(1), default=32, metavar="PX",
                         help="crop side of the training step (default 32)")
-    parser.add_argument("--train-batch", type=_positive(int), default=8, metavar="N",
+    parser.add_argument("--train-batch", type=arguments.integer(1), default=8, metavar="N",
                         help="batch of the training step (default 8)")
     parser.add_argument("--no-train-step", action="store_true", help="skip the training step")
     parser.add_argument("--jit-compile", choices=("auto", "true", "false"), default="auto",
                         help="XLA for TensorFlow's inference and training functions (auto: as "
                              "Keras, i.e. only with a GPU; JAX always uses XLA, PyTorch never)")
     parser.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--markdown", metavar="OUT", help="write markdown tables (for BENCHMARKS.md)")
     parser.add_argument("--plot", metavar="OUT.png", help="write a log-log plot of latency and memory")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -126,13 +117,14 @@ def add_quality_parser(subparsers):
                         help="e.g. gaussian:25 (required unless --dataset is a paired folder)")
     parser.add_argument("--steps", default=default_steps, metavar="N,N,...",
                         help=f"step counts (default {default_steps})")
-    parser.add_argument("--seed", type=int, default=0, help="evaluation noise seed (default 0)")
+    parser.add_argument("--seed", type=arguments.SEED, default=0, help="evaluation noise seed (default 0)")
     parser.add_argument("--limit", metavar="N", help="score only the first N images")
     parser.add_argument("--batch-size", default="1", metavar="N",
                         help="consecutive images of the same shape restored together (default 1)")
     parser.add_argument("--channels", type=int, choices=(1, 3),
                         help="convert images to 1 or 3 channels (default: the model's)")
     parser.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--markdown", metavar="OUT", help="write a markdown table (for BENCHMARKS.md)")
     parser.add_argument("--plot", metavar="OUT.png", help="write PSNR/SSIM/update curves as a PNG")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -165,6 +157,7 @@ def add_large_parser(subparsers):
     parser.add_argument("--timeout-s", default="0", metavar="S",
                         help="kill a point's worker after S seconds (default 0: no limit)")
     parser.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--markdown", metavar="OUT", help="write a markdown table (for BENCHMARKS.md)")
     parser.add_argument("--quiet", action="store_true", help="no line per finished point")
     parser.set_defaults(func=run_large)
@@ -186,11 +179,12 @@ def add_noise_parser(subparsers):
     parser.add_argument("--dataset", required=True, metavar="DIR", help="folder of clean images")
     parser.add_argument("--sigmas", default="0,5,15,25,50", metavar="S,S,...",
                         help="noise levels on the 0-255 scale (default 0,5,15,25,50)")
-    parser.add_argument("--seed", type=int, default=0, help="evaluation noise seed (default 0)")
+    parser.add_argument("--seed", type=arguments.SEED, default=0, help="evaluation noise seed (default 0)")
     parser.add_argument("--limit", metavar="N", help="only the first N images")
     parser.add_argument("--channels", type=int, choices=(1, 3),
                         help="convert images to 1 or 3 channels (default: the files')")
     parser.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_noise)
     return parser
@@ -219,18 +213,20 @@ def add_parser(subparsers):
     return parser
 
 
-def _check_output(path, option, suffix=None):
-    if path is None:
-        return
-    if suffix and not path.lower().endswith(suffix):
-        raise UserError(f"{option} must be a {suffix} file, got {path}")
-    if os.path.isdir(path):
-        raise UserError(f"{option} {path} is a folder")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise UserError(f"no such folder for {option}: {parent}")
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"cannot write to the folder of {option}: {parent}")
+def check(args):
+    """The checks that need no Keras (run before it is imported)."""
+    if args.benchmark == "quality":
+        from keras_lnca.benchmarks.quality import parse_steps
+
+        _model_choice(args)
+        parse_steps(args.steps)
+        if args.limit is not None:
+            _count(args.limit, "--limit")
+        _count(args.batch_size, "--batch-size")
+
+
+def _check_output(path, option, suffix=None, args=None):
+    check_output(path, option, suffix, overwrite=getattr(args, "overwrite", False))
 
 
 def _write_outputs(module, args, result):
@@ -270,9 +266,9 @@ def run_efficiency(args):
 
     from keras_lnca.benchmarks import efficiency
 
-    _check_output(args.json, "--json", ".json")
-    _check_output(args.markdown, "--markdown")
-    _check_output(args.plot, "--plot", ".png")
+    _check_output(args.json, "--json", ".json", args)
+    _check_output(args.markdown, "--markdown", None, args)
+    _check_output(args.plot, "--plot", ".png", args)
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         raise UserError("--plot needs matplotlib (pip install keras-lnca[plot])")
     for backend in args.backend or ():
@@ -319,14 +315,16 @@ def run_efficiency(args):
     return 0
 
 
-def _count(text, option, minimum=1):
-    """A one-line `UserError` unless `text` is an integer >= `minimum`."""
+def _count(text, option, minimum=1, maximum=None):
+    """A one-line `UserError` unless `text` is an integer in [minimum, maximum]."""
     try:
         value = int(text)
     except (TypeError, ValueError):
         raise UserError(f"{option} must be an integer, got {text!r}") from None
     if value < minimum:
         raise UserError(f"{option} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise UserError(f"{option} must be <= {maximum}, got {value}")
     return value
 
 
@@ -383,9 +381,9 @@ def run_quality(args):
     degradation = None if args.degradation is None else parse(args.degradation)
     if degradation is None and not is_paired_folder(args.dataset):
         raise UserError(f"{args.dataset} is not a paired GT/ + DAMAGED/ folder: give --degradation")
-    _check_output(args.json, "--json", ".json")
-    _check_output(args.markdown, "--markdown")
-    _check_output(args.plot, "--plot", ".png")
+    _check_output(args.json, "--json", ".json", args)
+    _check_output(args.markdown, "--markdown", None, args)
+    _check_output(args.plot, "--plot", ".png", args)
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         raise UserError("--plot needs matplotlib (pip install keras-lnca[plot])")
     from keras_lnca.commands.evaluate import load_models
@@ -427,7 +425,7 @@ def run_large(args):
     if kind == "preset":
         presets.resolve(name)  # an unknown preset fails here, before any worker starts
     points = large.parse_points(args.points)
-    steps = None if args.steps is None else _count(args.steps, "--steps")
+    steps = None if args.steps is None else _count(args.steps, "--steps", maximum=MAX_STEPS)
     repeats = _count(args.repeats, "--repeats")
     try:
         timeout_s = float(args.timeout_s)
@@ -435,8 +433,8 @@ def run_large(args):
         raise UserError(f"--timeout-s must be a number of seconds, got {args.timeout_s!r}") from None
     if not timeout_s >= 0:
         raise UserError(f"--timeout-s must be >= 0, got {args.timeout_s!r}")
-    _check_output(args.json, "--json", ".json")
-    _check_output(args.markdown, "--markdown")
+    _check_output(args.json, "--json", ".json", args)
+    _check_output(args.markdown, "--markdown", None, args)
     result = large.run(
         points, model=os.path.abspath(name) if kind == "model" else name, steps=steps,
         repeats=repeats, timeout_s=timeout_s or None, command=_large_command(args, kind, name, points),
@@ -464,7 +462,7 @@ def run_noise(args):
     limit = None if args.limit is None else _count(args.limit, "--limit")
     if not os.path.isdir(args.dataset):
         raise UserError(f"no such dataset folder: {args.dataset}")
-    _check_output(args.json, "--json", ".json")
+    _check_output(args.json, "--json", ".json", args)
     result = noise_estimation.run(args.dataset, sigmas, seed=args.seed, channels=args.channels,
                                   limit=limit, progress=not args.quiet)
     print(noise_estimation.format_table(result))

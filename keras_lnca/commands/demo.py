@@ -5,7 +5,8 @@ import time
 
 import numpy as np
 
-from keras_lnca.errors import UserError
+from keras_lnca.commands import arguments
+from keras_lnca.commands.outputs import check_output
 
 from keras_lnca.samples import DEMO_SIGMA as SIGMA
 
@@ -22,8 +23,14 @@ def add_parser(subparsers):
     )
     parser.add_argument("--preset", default=DEFAULT_PRESET, help=f"preset name (default {DEFAULT_PRESET})")
     parser.add_argument("-o", "--output", default="lnca_demo.png", help="PNG to write (default lnca_demo.png)")
-    parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    parser.add_argument("--seed", type=arguments.SEED, default=0, help="noise seed (default 0)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.set_defaults(func=run)
+
+
+def check(args):
+    """The checks that need no Keras (run before it is imported)."""
+    check_output(args.output, "--output", ".png", overwrite=args.overwrite)
 
 
 def grid_png(path, panels, labels=None, zoom=None):
@@ -43,9 +50,8 @@ def run(args):
     from keras_lnca.models.lnca import LNCA
 
     output = pathlib.Path(args.output)
-    if output.suffix.lower() != ".png":
-        raise UserError(f"--output must be a .png file, got {output}")
-    model = LNCA.from_preset(args.preset)
+    check(args)
+    model = LNCA.from_preset(args.preset, training=False)
     clean = demo_image(model.channels)
     noisy = clean + np.random.default_rng(args.seed).normal(0, SIGMA / 255, clean.shape).astype("float32")
     start = time.perf_counter()

@@ -1,24 +1,15 @@
 """`lnca evaluate`: PSNR / SSIM of models and baselines on a folder."""
 
-import argparse
 import os
 from pathlib import Path
 
+from keras_lnca.commands import arguments
+from keras_lnca.commands.outputs import check_output
 from keras_lnca.errors import UserError
 from keras_lnca.errors import first_line
 
 BASELINES = ("identity", "bm3d", "wiener")
 NOISE_LEVELS = ("estimate", "told")
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def add_parser(subparsers):
@@ -48,10 +39,10 @@ def add_parser(subparsers):
                         choices=NOISE_LEVELS, metavar="HOW",
                         help="how noise-level-aware models get sigma: estimate (from each image; "
                         "the default) and/or told (the true level, as BM3D); both give two rows")
-    parser.add_argument("--steps", type=_positive_int, metavar="N",
+    parser.add_argument("--steps", type=arguments.STEPS, metavar="N",
                         help="NCA steps for the models (default: the model's)")
-    parser.add_argument("--seed", type=int, default=0, help="evaluation noise seed (default 0)")
-    parser.add_argument("--limit", type=_positive_int, metavar="N",
+    parser.add_argument("--seed", type=arguments.SEED, default=0, help="evaluation noise seed (default 0)")
+    parser.add_argument("--limit", type=arguments.integer(1), metavar="N",
                         help="evaluate only the first N images")
     parser.add_argument("--channels", type=int, choices=(1, 3),
                         help="convert images to 1 or 3 channels (default: the models', "
@@ -69,12 +60,12 @@ def load_models(args):
     if not (args.preset or args.model):
         return models
     try:
-        from keras_lnca import LNCA
+        from keras_lnca.models import LNCA
     except ImportError as error:
         raise UserError(f"models are not available: {first_line(error)}") from None
     for name in args.preset:
         try:
-            models[f"model:{name}"] = LNCA.from_preset(name)
+            models[f"model:{name}"] = LNCA.from_preset(name, training=False)
         except UserError:
             raise
         except Exception as error:
@@ -84,7 +75,7 @@ def load_models(args):
     for path in args.model:
         if not os.path.isfile(path):
             raise UserError(f"no such model file: {path}")
-        models[f"model:{Path(path).stem}"] = presets.load(path)
+        models[f"model:{Path(path).stem}"] = presets.load(path, training=False)
     return models
 
 
@@ -105,16 +96,7 @@ def check(args):
         raise UserError("nothing to evaluate: give --preset, --model or --baseline")
     if not os.path.isdir(args.dataset):
         raise UserError(f"no such dataset folder: {args.dataset}")
-    if args.json:
-        out = Path(args.json)
-        if out.is_dir():
-            raise UserError(f"--json {out} is a folder")
-        if not out.parent.is_dir():
-            raise UserError(f"no such folder for --json: {out.parent}")
-        if out.exists() and not args.overwrite:
-            raise UserError(f"{out} exists (pass --overwrite to replace it)")
-        if not os.access(out.parent, os.W_OK | os.X_OK):
-            raise UserError(f"cannot write {out}: permission denied")
+    check_output(args.json, "--json", None, overwrite=args.overwrite)
     degradation = parse(args.degradation) if args.degradation is not None else None
     if "told" in args.noise_level and (degradation is None or "gaussian" not in degradation.kinds):
         raise UserError("--noise-level told needs a --degradation with Gaussian noise (its sigma)")

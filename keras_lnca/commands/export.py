@@ -2,6 +2,7 @@
 
 import pathlib
 
+from keras_lnca.commands import arguments
 from keras_lnca.errors import UserError
 
 FORMATS = ("saved_model", "tflite", "onnx")
@@ -34,11 +35,11 @@ def add_parser(subparsers):
         "resizable size (SavedModel; TFLite reports why where the converter cannot)",
     )
     parser.add_argument(
-        "--max-psnr-loss", type=float, default=None, metavar="DB",
+        "--max-psnr-loss", type=arguments.number(0.0), default=None, metavar="DB",
         help="quantized TFLite: largest PSNR loss (dB) against the Keras model on the "
         "test images (default 0.05 float16, 0.5 dynamic, 1 int8)",
     )
-    parser.add_argument("--steps", type=int, default=None, help="NCA steps (default: the model's)")
+    parser.add_argument("--steps", type=arguments.STEPS, default=None, help="NCA steps (default: the model's)")
     parser.add_argument("--no-verify", action="store_true", help="skip the parity checks")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("-o", "--output", required=True, metavar="OUT",
@@ -58,9 +59,14 @@ def parse_size(text):
         raise UserError(f"--size must be H,W (e.g. 256,256) or 'any', got {text!r}") from None
     if len(values) == 1:
         values = values * 2
-    if len(values) != 2 or min(values) < 8:
-        raise UserError(f"--size must be two sizes >= 8 (H,W), got {text!r}")
+    if len(values) != 2 or min(values) < 8 or max(values) > arguments.MAX_SIDE:
+        raise UserError(f"--size must be two sizes from 8 to {arguments.MAX_SIDE} (H,W), got {text!r}")
     return tuple(values)
+
+
+def check(args):
+    """The checks that need no Keras (run before it is imported)."""
+    parse_size(args.size)
 
 
 def run(args):
@@ -71,8 +77,6 @@ def run(args):
         raise UserError("--quantization applies to --format tflite only")
     if args.max_psnr_loss is not None and not args.quantization:
         raise UserError("--max-psnr-loss applies to quantized TFLite exports only")
-    if args.steps is not None and args.steps < 0:
-        raise UserError("--steps must be >= 0")
     output = pathlib.Path(args.output)
     if not output.parent.is_dir():
         raise UserError(f"no such folder: {output.parent}")

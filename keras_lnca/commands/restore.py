@@ -5,6 +5,8 @@ import pathlib
 import sys
 import time
 
+from keras_lnca.commands import arguments
+from keras_lnca.models.checks import MAX_STEPS
 from keras_lnca.errors import UserError
 from keras_lnca.errors import first_line
 
@@ -25,13 +27,16 @@ def add_parser(subparsers):
                         help="shipped preset name (default: the blind model matching each "
                         "image, gray or colour; see `lnca presets`)")
     source.add_argument("--model", default=None, help="path of a .keras model")
-    parser.add_argument("--noise-level", type=float, default=None, metavar="SIGMA",
+    parser.add_argument("--noise-level", type=arguments.number(0.0, 255.0), default=None, metavar="SIGMA",
                         help="noise sigma on the 0-255 scale, for noise-level-aware models "
                         "(default: estimated per image, and printed)")
-    parser.add_argument("--steps", type=int, default=None, help="NCA steps (default: the model's)")
-    parser.add_argument("--tile", type=int, default=None, help="restore in tiles of this size (pixels)")
+    parser.add_argument("--steps", type=arguments.integer(0, MAX_STEPS), default=None, help="NCA steps (default: the model's)")
+    parser.add_argument("--tile", type=arguments.integer(8), default=None, help="restore in tiles of this size (pixels)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--quiet", action="store_true", help="no line per image")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="skip an image that fails to decode or restore, report it at the end "
+                        "and exit with status 2 (default: stop at the first)")
     parser.set_defaults(func=run)
 
 
@@ -119,10 +124,6 @@ def check(args):
 
 def _plan(args):
     """`(files, output, single, targets)`, or a one-line `UserError`."""
-    if args.tile is not None and args.tile < 8:
-        raise UserError("--tile must be at least 8 pixels")
-    if args.noise_level is not None and not 0 <= args.noise_level <= 255:
-        raise UserError("--noise-level must be between 0 and 255")
     files = _inputs(args.inputs)
     output = pathlib.Path(args.output)
     single = len(files) == 1 and not pathlib.Path(args.inputs[0]).is_dir() and output.suffix != ""
@@ -144,16 +145,9 @@ def _plan(args):
 
 
 def run(args):
-    from keras_lnca.data import save_image
-    from keras_lnca.data.io import convert_channels
-    from keras_lnca.data.io import read_raw
-    from keras_lnca.degradations import estimate_noise_level
     from keras_lnca.models import presets
-    from keras_lnca.models.checks import MAX_STEPS
     from keras_lnca.models.lnca import LNCA
 
-    if args.steps is not None and not 0 <= args.steps <= MAX_STEPS:
-        raise UserError(f"--steps must be between 0 and {MAX_STEPS}")
     files, output, single, targets = _plan(args)
     channels = _input_channels(files)
     if args.model or args.preset:
@@ -162,7 +156,7 @@ def run(args):
         names = {c: presets.default_for(c) for c in set(channels)}
     models = {}
     for name in sorted(set(names.values())):
-        models[name] = LNCA.from_preset(name)
+        models[name] = LNCA.from_preset(name, training=False)
     ignoring = sorted(name for name, model in models.items() if not model.noise_map)
     if args.noise_level is not None and ignoring:
         print(f"lnca restore: note: {', '.join(ignoring)} take(s) no noise level (trained on "
@@ -175,26 +169,54 @@ def run(args):
     if not single:
         output.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    failed = []
     # One line per image is the progress report (`--quiet`: none).
     for source, target, count in zip(files, targets, channels):
-        began = time.perf_counter()
-        model = models[names[count]]
-        array, scale = read_raw(source)  # each file is decoded once, at its own depth
-        image = convert_channels(array, model.channels)
-        level, how = None, ""
-        if model.noise_map:
-            level, how = args.noise_level, "given"
-            if level is None:
-                level, how = estimate_noise_level(image.astype("float32") / scale), "estimated"
         try:
-            restored = model.restore(image, steps=args.steps, tile=args.tile, noise_level=level)
-        except ValueError as error:  # e.g. a broken model's non-finite output: no file
-            raise UserError(f"{source.name}: {first_line(error)}") from None
-        save_image(target, restored)  # uint16 stays uint16
-        if not args.quiet:
-            sigma = "" if level is None else f", sigma {level:.1f} ({how})"
-            print(f"{source.name}: {pathlib.Path(names[count]).name}{sigma}, "
-                  f"{time.perf_counter() - began:.2f} s -> {target}")
+            _restore_one(source, target, models[names[count]], names[count], args)
+        except UserError as error:
+            if not args.keep_going:
+                raise
+            failed.append(source.name)
+            print(f"lnca restore: skipped {source.name}: {error}", file=sys.stderr)
     seconds = time.perf_counter() - start
-    print(f"restored {len(files)} image(s) in {seconds:.1f} s -> {output}")
+    print(f"restored {len(files) - len(failed)} image(s) in {seconds:.1f} s -> {output}")
+    if failed:
+        print(f"lnca restore: error: {len(failed)} of {len(files)} image(s) failed and were skipped: "
+              f"{', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _restore_one(source, target, model, name, args):
+    """Reads, restores and writes one image; prints its line unless `--quiet`."""
+    import numpy as np
+
+    from keras_lnca.data import save_image
+    from keras_lnca.data.io import ALPHA_EXTENSIONS
+    from keras_lnca.data.io import convert_channels
+    from keras_lnca.data.io import read_with_alpha
+    from keras_lnca.degradations import estimate_noise_level
+
+    began = time.perf_counter()
+    array, alpha, scale = read_with_alpha(source)  # decoded once, at its own depth
+    image = convert_channels(array, model.channels)
+    level, how = None, ""
+    if model.noise_map:
+        level, how = args.noise_level, "given"
+        if level is None:
+            level, how = estimate_noise_level(image.astype("float32") / scale), "estimated"
+    try:
+        restored = model.restore(image, steps=args.steps, tile=args.tile, noise_level=level)
+    except ValueError as error:  # e.g. a broken model's non-finite output: no file
+        raise UserError(f"{source.name}: {first_line(error)}") from None
+    if alpha is not None and target.suffix.lower() not in ALPHA_EXTENSIONS:
+        print(f"lnca restore: note: {target.name} holds no alpha channel; the alpha of "
+              f"{source.name} is dropped", file=sys.stderr)
+    elif alpha is not None:  # the model restores the colour; alpha passes through untouched
+        restored = np.concatenate([restored, alpha.astype(restored.dtype)], axis=-1)
+    save_image(target, restored)  # uint16 stays uint16
+    if not args.quiet:
+        sigma = "" if level is None else f", sigma {level:.1f} ({how})"
+        print(f"{source.name}: {pathlib.Path(name).name}{sigma}, "
+              f"{time.perf_counter() - began:.2f} s -> {target}")

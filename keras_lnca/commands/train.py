@@ -2,7 +2,7 @@
 
 import pathlib
 
-from keras_lnca.errors import UserError
+from keras_lnca.commands import arguments
 
 
 def add_parser(subparsers):
@@ -16,9 +16,9 @@ def add_parser(subparsers):
     parser.add_argument("--run-dir", default=None, help="checkpoints and logs (default runs/<name>)")
     parser.add_argument("-o", "--output", default=None,
                         help="where to write the preset files (default: the run folder)")
-    parser.add_argument("--epochs-scale", type=float, default=1.0,
+    parser.add_argument("--epochs-scale", type=arguments.number(0.0, 1000.0, above=True), default=1.0,
                         help="multiply every phase's epochs (e.g. 0.01 for a smoke run)")
-    parser.add_argument("--eval-limit", type=int, default=None, help="evaluate on the first N images")
+    parser.add_argument("--eval-limit", type=arguments.integer(1), default=None, help="evaluate on the first N images")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation")
     parser.add_argument("--snapshot", action="store_true",
                         help="train nothing: evaluate and write the preset from the run's latest "
@@ -30,8 +30,6 @@ def run(args):
     from keras_lnca import training
 
     recipe = training.load_recipe(args.config)
-    if args.epochs_scale <= 0:
-        raise UserError("--epochs-scale must be positive")
     for phase in recipe["phases"]:
         if int(phase["epochs"]) > 0:  # a phase of 0 epochs (init_from alone) stays so
             phase["epochs"] = max(1, round(int(phase["epochs"]) * args.epochs_scale))

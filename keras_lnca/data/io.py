@@ -42,12 +42,22 @@ def _check_pixels(path, width, height):
         )
 
 
+def _png_header(path):
+    """`(bit depth, colour type)` from a PNG's IHDR, or (None, None)."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    return (head[24], head[25]) if len(head) == 26 else (None, None)
+
+
+# PNG colour type 4: gray + alpha (Pillow opens a 16-bit one as RGBA).
+PNG_GRAY_ALPHA = 4
+
+
 def _deep_colour(image):
-    """Whether Pillow would lose precision on this image (16-bit colour PNG/TIFF)."""
+    """Whether Pillow would lose precision on this image (16-bit colour PNG/TIFF,
+    or 16-bit gray + alpha)."""
     if image.format == "PNG" and image.mode in ("RGB", "RGBA"):
-        with open(image.filename, "rb") as f:
-            head = f.read(26)
-        return len(head) == 26 and head[24] == 16  # IHDR bit depth
+        return _png_header(image.filename)[0] == 16
     if image.format == "TIFF":
         bits = image.tag_v2.get(258, (8,))
         bits = bits if isinstance(bits, tuple) else (bits,)
@@ -66,6 +76,8 @@ def _read_deep_colour(path):
     if array.ndim == 3:
         order = [2, 1, 0, 3][: array.shape[-1]] if array.shape[-1] in (3, 4) else None
         array = array[..., order] if order else array
+    if array.ndim == 3 and array.shape[-1] == 4 and _png_header(path)[1] == PNG_GRAY_ALPHA:
+        array = array[..., [0, 3]]  # OpenCV expands gray + alpha to four channels
     return array
 
 
@@ -105,6 +117,13 @@ def read_raw(path):
         UserError: missing, empty, unreadable or corrupt file, or an image
             over `MAX_PIXELS`.
     """
+    array, _, scale = read_with_alpha(path)
+    return array, scale
+
+
+def read_with_alpha(path):
+    """As `read_raw`, with the alpha channel set aside: `(array, alpha, scale)`,
+    `alpha` an `H x W x 1` array of the image's dtype, or None."""
     from PIL import ImageOps
 
     with _open_image(path) as image:
@@ -114,11 +133,12 @@ def read_raw(path):
             array, scale = _decode(ImageOps.exif_transpose(image))
     if array.ndim == 2:
         array = array[:, :, None]
+    alpha = None
     if array.shape[-1] in (2, 4):  # gray + alpha, RGB + alpha
-        array = array[..., :-1]
+        array, alpha = array[..., :-1], np.ascontiguousarray(array[..., -1:])
     if array.size == 0:
         raise UserError(f"empty image: {path}")
-    return np.ascontiguousarray(array), scale
+    return np.ascontiguousarray(array), alpha, scale
 
 
 def image_info(path, verify=False):
@@ -137,6 +157,7 @@ def image_info(path, verify=False):
         if verify:
             image.verify()
     gray = mode in ("1", "L", "LA", "I", "F") or mode.startswith("I;16")
+    gray = gray or (str(path).lower().endswith(".png") and _png_header(path)[1] == PNG_GRAY_ALPHA)
     return width, height, 1 if gray and not transparent_palette else 3
 
 
@@ -235,6 +256,7 @@ def list_images(folder):
 
 # Extensions whose files keep 16 bits per channel when written.
 DEEP_EXTENSIONS = (".png", ".tif", ".tiff")
+ALPHA_EXTENSIONS = (".png", ".tif", ".tiff", ".webp")
 
 
 def writable_extension(path):
@@ -273,14 +295,22 @@ def save_image(path, array):
     array = np.asarray(array)
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[:, :, 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] != 3) or array.size == 0:
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (2, 3, 4)) or array.size == 0:
         raise UserError(f"cannot save an image of shape {array.shape}")
     writable_extension(path)
     suffix = path.suffix.lower()
+    if array.ndim == 3 and array.shape[-1] in (2, 4) and suffix not in ALPHA_EXTENSIONS:
+        raise UserError(f"{path.name}: {suffix} files hold no alpha channel (use .png, .tif or .webp)")
     if array.dtype == np.uint16 and suffix in DEEP_EXTENSIONS:
         import cv2
 
-        bgr = array[..., ::-1] if array.ndim == 3 else array
+        if array.ndim == 3 and array.shape[-1] == 2 and suffix == ".png":
+            encoded = _png_gray_alpha16(array)  # OpenCV writes no 16-bit gray + alpha
+            atomic_write(path, lambda f: f.write(encoded))
+            return
+        if array.ndim == 3 and array.shape[-1] == 2:  # a TIFF: gray + alpha kept as RGBA
+            array = array[..., [0, 0, 0, 1]]
+        bgr = array[..., [2, 1, 0, 3][: array.shape[-1]]] if array.ndim == 3 else array
         ok, encoded = cv2.imencode(suffix, np.ascontiguousarray(bgr))
         if not ok:
             raise UserError(f"cannot encode a 16-bit image as {suffix}")
@@ -293,6 +323,23 @@ def save_image(path, array):
         array = array.astype(np.uint8)
     image_format = Image.registered_extensions()[suffix]
     atomic_write(path, lambda f: Image.fromarray(array).save(f, format=image_format))
+
+
+def _png_gray_alpha16(array):
+    """A 16-bit gray + alpha PNG (colour type 4) from an `H x W x 2` uint16 array."""
+    import struct
+    import zlib
+
+    height, width, _ = array.shape
+    rows = np.concatenate([np.zeros((height, 1), np.uint8),
+                           array.astype(">u2").reshape(height, -1).view(np.uint8)], axis=1)
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, PNG_GRAY_ALPHA, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + chunk(b"IEND", b""))
 
 
 def atomic_write(path, write):

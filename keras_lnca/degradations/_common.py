@@ -1,5 +1,6 @@
 """Helpers shared by the numpy and TensorFlow degradation paths."""
 
+import math
 import numbers
 
 import numpy as np
@@ -40,8 +41,8 @@ def check_value(value, name, low=0.0, high=None):
     """Validates a number or a `(low, high)` pair of numbers; returns it."""
     values = value if is_range(value) else (value,)
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, numbers.Real):
-            raise UserError(f"{name} must be a number or a (low, high) pair, got {value!r}")
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+            raise UserError(f"{name} must be a finite number or a (low, high) pair, got {value!r:.60}")
         if v < low or (high is not None and v > high):
             bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
             raise UserError(f"{name} must be {bound}, got {value!r}")

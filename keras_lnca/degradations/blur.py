@@ -77,8 +77,10 @@ def _load_npz(path):
     if not kernels:
         raise UserError(f"no kernels in {path}")
     for key, kernel in zip(keys, kernels):
-        if kernel.ndim != 2 or kernel.sum() <= 0:
-            raise UserError(f"kernel {key!r} in {path} is not a 2-D kernel with a positive sum")
+        if kernel.ndim != 2 or not np.isfinite(kernel).all() or kernel.sum() <= 0:
+            raise UserError(f"kernel {key!r} in {path} is not a 2-D finite kernel with a positive sum")
+        if max(kernel.shape) > 255:
+            raise UserError(f"kernel {key!r} in {path} is {kernel.shape}: at most 255 x 255")
         kernel.setflags(write=False)
     return kernels
 

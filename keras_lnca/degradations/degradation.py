@@ -187,7 +187,7 @@ def _stage(text):
     if name == "blur" and len(args) <= 2:
         index = None
         if len(args) == 2:
-            if not args[1].isdigit():
+            if not (args[1].isascii() and args[1].isdigit() and len(args[1]) <= 6):
                 raise UserError(f"kernel index {args[1]!r} is not an integer; {GRAMMAR}")
             index = int(args[1])
         return _KernelSet(args[0], index)
@@ -316,7 +316,7 @@ def parse(spec):
     try:
         stages = [_stage(part) for part in spec.split(",")]
     except UserError as error:
-        raise UserError(f"invalid degradation {spec!r}: {error}") from None
+        raise UserError(f"invalid degradation {spec!r:.80}: {error}") from None
     return Degradation(stages, spec.strip())
 
 

@@ -38,7 +38,7 @@ def exportable(model, steps):
     if isinstance(model, (str, os.PathLike)):
         source = presets.resolve(model)
         try:
-            model = presets.load(source)
+            model = presets.load(source, training=False)
         except Exception as error:  # Keras raises many types for a bad file
             raise UserError(f"cannot load model {source}: {first_line(error)}") from None
         if not isinstance(model, NCAModel):
@@ -165,7 +165,7 @@ def _subprocess_main(request_path):
     try:
         from keras_lnca.models import presets
 
-        model = presets.load(request["model"])
+        model = presets.load(request["model"], training=False)
         function = getattr(importlib.import_module(request["module"]), request["function"])
         answer = {"value": function(model, **kwargs)}
         status = 0

@@ -13,6 +13,13 @@ _CLASSES = {
 }
 
 
+def register_classes():
+    """Registers with Keras every class a model file of ours can name (the
+    models import their layers and optimizer; compiled files name metrics)."""
+    for module in sorted(set(_CLASSES.values())) + ["keras_lnca.metrics"]:
+        importlib.import_module(module)
+
+
 def __getattr__(name):
     if name not in _CLASSES:
         raise AttributeError(f"module 'keras_lnca.models' has no attribute {name!r}")

@@ -5,6 +5,8 @@ from keras_lnca.layers import DepthToSpace
 from keras_lnca.layers import LatentDecoder
 from keras_lnca.layers import LatentEncoder
 from keras_lnca.layers import SpaceToDepth
+from keras_lnca.models.checks import MAX_WIDTH
+from keras_lnca.models.checks import check_int
 from keras_lnca.models.nca_model import NCAModel
 from keras_lnca.models.losses import LATENT_WEIGHT
 from keras_lnca.models.losses import RECONSTRUCTION_WEIGHT
@@ -136,6 +138,11 @@ class LNCA(NCAModel):
             raise ValueError(
                 "`color_space` needs `autoencoder='space_to_depth'` (the learned codec is trained on RGB)."
             )
+        downsampling = check_int("downsampling", downsampling, 1, 3)
+        latent_channels = check_int("latent_channels", latent_channels, 1, MAX_WIDTH)
+        pool_image_size = check_int("pool_image_size", pool_image_size, 1, 4096)
+        if autoencoder_filters is not None:
+            autoencoder_filters = check_int("autoencoder_filters", autoencoder_filters, 1, MAX_WIDTH)
         if autoencoder == "space_to_depth":
             # Per pass: a colour model with a `color_space` restores each channel alone.
             latent_channels = (1 if color_space else channels) * 4**downsampling

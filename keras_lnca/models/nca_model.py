@@ -6,8 +6,8 @@ from keras_lnca import backend_utils
 from keras_lnca import image_io
 from keras_lnca.layers import NCA
 from keras_lnca.layers import get_cell
-from keras_lnca.models.checks import check_steps
-from keras_lnca.models.checks import check_train_steps
+from keras_lnca.models.checks import check_model_arguments
+from keras_lnca.models.checks import check_pool
 from keras_lnca.models.input_space import InputSpace
 from keras_lnca.models.restore_mixin import RestoreMixin
 from keras_lnca.optimizers import default_optimizer
@@ -16,6 +16,7 @@ from keras_lnca.models.losses import mse
 from keras_lnca.models.losses import nca_losses
 from keras_lnca.models.losses import psnr_balance
 from keras_lnca.models.sample_pool import SamplePool
+from keras_lnca.models.sample_pool import allocation_allowed
 
 
 
@@ -98,35 +99,25 @@ class NCAModel(RestoreMixin, keras.Model):
     ):
         super().__init__(**kwargs)
 
-        if loss_balance not in (None, "psnr"):
-            raise ValueError(f"`loss_balance` must be None or 'psnr', got {loss_balance!r}.")
-        if out_seed not in ("constant", "input"):
-            raise ValueError(f"`out_seed` must be 'constant' or 'input', got {out_seed!r}.")
-        if channels not in (1, 3):
-            raise ValueError(f"`channels` must be 1 or 3, got {channels}.")
-        check_steps("inference_steps", inference_steps, low=1)
-        self.channels = channels
+        checked = check_model_arguments(
+            self.dtype_policy, channels=channels, hidden_channels=hidden_channels,
+            train_steps=train_steps, inference_steps=inference_steps, fire_rate=fire_rate,
+            pool_size=pool_size, pool_image_size=pool_image_size, pool_rate=pool_rate,
+            cell_config=cell_config, out_seed=out_seed, noise_map=noise_map,
+            loss_balance=loss_balance, seed=seed,
+        )
+        for name, value in checked.items():  # each argument kept, as checked
+            setattr(self, name, value)
         self.cell_name = cell
-        self.hidden_channels = hidden_channels
-        self.train_steps = check_train_steps(train_steps)
-        self.inference_steps = int(inference_steps)
-        self.fire_rate = float(fire_rate)
-        self.pool_size = int(pool_size)
-        self.pool_image_size = int(pool_image_size)
-        self.pool_rate = float(pool_rate)
-        self.cell_config = dict(cell_config or {})
-        self.out_seed = out_seed
-        self.noise_map = noise_map
-        self.loss_balance = loss_balance
         self.color_space = color_space
-        self.seed = seed
+        seed = self.seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="schedule_seed")
         self.input_space = InputSpace(channels, noise_map, color_space, self.grid_factor)
         self._make_layers()
         self.nca = NCA(
             get_cell(cell, self.fixed_channels, **self.cell_config),
             steps=self.inference_steps,
-            fire_rate=fire_rate,
+            fire_rate=self.fire_rate,
             seed=None if seed is None else seed + 1,
             name="nca",
         )
@@ -135,6 +126,12 @@ class NCAModel(RestoreMixin, keras.Model):
             for each_phase in self.phases
             for name in self._loss_names(each_phase)
         }
+        # Whether build() allocates the pool: not for a model loaded to restore only.
+        self.has_pool = self.pool_size > 0 and allocation_allowed()
+        if self.has_pool:  # bounded before build() allocates it
+            grid = self.pool_image_size // self.grid_factor
+            check_pool(self.pool_size, self.pool_image_size, self.pass_channels + int(self.noise_map),
+                       grid, self.state_channels)
         self._compile_args = None
         self._predict_cache = _FunctionCache()
         self.phase = None
@@ -194,7 +191,7 @@ class NCAModel(RestoreMixin, keras.Model):
 
     def _build_core(self):
         self.nca.build((None, None, None, self.state_channels))
-        if self.pool_size > 0:
+        if self.has_pool:
             size, grid = self.pool_image_size, self.pool_image_size // self.grid_factor
             self.sample_pool = SamplePool(
                 self.pool_size,
@@ -296,7 +293,7 @@ class NCAModel(RestoreMixin, keras.Model):
         return self._nca_outputs(degraded, clean)
 
     def _uses_pool(self, images):
-        return self.pool_size > 0 and self.sample_pool.applies_to(images)
+        return self.has_pool and self.sample_pool.applies_to(images)
 
     def _nca_outputs(self, degraded, clean):
         """One training forward pass of the NCA phase, pool included."""
@@ -414,6 +411,13 @@ class NCAModel(RestoreMixin, keras.Model):
         # Numpy batches get clear errors (rank, channels, dtype, NaN/Inf) here
         # rather than backend-specific ones, and tiny images the same padding
         # as `restore` on every backend.
+        if isinstance(x, (list, tuple)):
+            raise ValueError(
+                f"predict takes one batch (N, H, W, {self.input_channels}), got a {type(x).__name__} "
+                f"of {len(x)}: stack or concatenate the batches first."
+            )
+        if not isinstance(x, np.ndarray) and hasattr(x, "__array__") and hasattr(x, "shape"):
+            x = np.asarray(x)  # a backend tensor: the same checks as a numpy batch
         if not isinstance(x, np.ndarray):
             return super().predict(x, *args, **kwargs)
         batch, crop = image_io.check_batch(x, self.input_channels, self.grid_factor)
@@ -538,7 +542,7 @@ class NCAModel(RestoreMixin, keras.Model):
 
     def pool_variables(self):
         """The sample pool's variables (images, targets, states, filled), or []."""
-        if self.pool_size <= 0 or not self.built:
+        if not self.has_pool or not self.built:
             return []
         return self.sample_pool.variables
 

@@ -125,16 +125,21 @@ def _path(name):
     return path
 
 
-def load(name_or_path, compile=False):
-    """Loads a preset (or a `.keras` path) as a model."""
+def load(name_or_path, compile=False, training=True):
+    """Loads a preset (or a `.keras` path) as a model.
+
+    `training=False` loads it to restore images only: no training sample
+    pool is allocated, whatever size the file's config asks for.
+    """
+    import contextlib
+
     import keras
 
-    # Registers with Keras every class a model file of ours can name.
-    from keras_lnca import layers  # noqa: F401
-    from keras_lnca import metrics  # noqa: F401
-    from keras_lnca import optimizers  # noqa: F401
-    from keras_lnca.models import lnca  # noqa: F401
-    from keras_lnca.models import pixel_nca  # noqa: F401
+    from keras_lnca.models.sample_pool import not_allocated
+
+    from keras_lnca import models
+
+    models.register_classes()
 
     path = resolve(name_or_path)
     reason = _not_a_keras_file(path)
@@ -142,7 +147,8 @@ def load(name_or_path, compile=False):
         raise UserError(f"cannot load {path}: {reason}")
     try:
         # safe_mode stays on: a model file must not run arbitrary code.
-        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+        with contextlib.nullcontext() if training else not_allocated():
+            return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as error:  # a file that is not a Keras model of ours
         text = str(error).strip()
         reason = first_line(error)

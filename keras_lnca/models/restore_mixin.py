@@ -92,18 +92,20 @@ class RestoreMixin:
             self.predict_function = self._predict_cache.functions.get(default)
 
     @classmethod
-    def from_preset(cls, name_or_path, **compile_kwargs):
+    def from_preset(cls, name_or_path, training=True, **compile_kwargs):
         """Loads a shipped preset (see `kl.presets.list()`) or a `.keras` file.
 
         The model comes back compiled with the default training setup (pass
         `compile()` arguments to change it) in the phase it was saved in, so
         `fit` on your own `(degraded, clean)` data fine-tunes it.
+        `training=False` loads it to restore only (no training sample pool
+        is allocated; `fit` then trains without one).
         """
         from keras_lnca.models import presets
 
         from keras_lnca.errors import UserError
 
-        model = presets.load(name_or_path)
+        model = presets.load(name_or_path, training=training)
         if not isinstance(model, cls):
             raise UserError(f"{name_or_path} holds a {type(model).__name__}, not a {cls.__name__}.")
         model.compile(**compile_kwargs)

@@ -1,7 +1,32 @@
 """The sample pool of NCA training, as its own small object."""
 
+import contextlib
+import contextvars
+
 import keras
 from keras import ops
+
+_ALLOCATE = contextvars.ContextVar("keras_lnca_allocate_pools", default=True)
+
+
+@contextlib.contextmanager
+def not_allocated():
+    """Within this block, models built for inference allocate no sample pool.
+
+    The pool is training state; a model loaded only to restore images (the
+    CLI's `restore`, `evaluate`, `demo`) needs none, whatever size its file
+    asks for. Such a model still saves its config unchanged.
+    """
+    token = _ALLOCATE.set(False)
+    try:
+        yield
+    finally:
+        _ALLOCATE.reset(token)
+
+
+def allocation_allowed():
+    """False inside `not_allocated()`."""
+    return _ALLOCATE.get()
 
 
 class SamplePool:

@@ -1,9 +1,12 @@
 """Training: recipes (`lnca train`) and committable checkpoints.
 
-* `recipe`: reading and checking recipe files, running their phases with
-  checkpoints, evaluating and writing presets (`load_recipe`, `train`,
-  `evaluate_recipe`, `write_preset`).
+* `schema`: reading and checking recipe files against one schema
+  (`load_recipe`, `check_recipe`, `build_model`).
+* `recipe`: running a recipe's phases with checkpoints, evaluating and
+  writing presets (`train`, `evaluate_recipe`, `write_preset`).
+* `init_from`: starting a run from a preset's or another run's weights.
 * `checkpoint`: `Checkpoint`, the per-epoch checkpoint a run resumes from.
+* `divergence`: stopping a run whose loss is no longer finite.
 
 The model's own training parts (the losses, the sample pool, the step
 schedule, the phase switch, the `fit` hooks) live with the model in
@@ -12,17 +15,17 @@ schedule, the phase switch, the `fit` hooks) live with the model in
 
 from keras_lnca.models.sample_pool import SamplePool
 from keras_lnca.training.checkpoint import Checkpoint
-from keras_lnca.training.recipe import build_model
-from keras_lnca.training.recipe import check_recipe
-from keras_lnca.training.recipe import data_root
+from keras_lnca.training.init_from import initial_weights
 from keras_lnca.training.recipe import demo_metrics
 from keras_lnca.training.recipe import evaluate_recipe
-from keras_lnca.training.recipe import initial_weights
-from keras_lnca.training.recipe import load_recipe
-from keras_lnca.training.recipe import resolve_data
 from keras_lnca.training.recipe import train
 from keras_lnca.training.recipe import training_data
 from keras_lnca.training.recipe import write_preset
+from keras_lnca.training.schema import build_model
+from keras_lnca.training.schema import check_recipe
+from keras_lnca.training.schema import data_root
+from keras_lnca.training.schema import load_recipe
+from keras_lnca.training.schema import resolve_data
 
 __all__ = [
     "Checkpoint", "SamplePool", "build_model", "check_recipe", "data_root", "demo_metrics", "evaluate_recipe",

@@ -37,10 +37,15 @@ class Checkpoint:
     def progress(self):
         if not self.progress_file.exists():
             return {}
+        damaged = UserError(f"{self.progress_file} is damaged; delete it to start the run afresh")
         try:
-            return json.loads(self.progress_file.read_text())
-        except (OSError, json.JSONDecodeError):
-            raise UserError(f"{self.progress_file} is damaged; delete it to start the run afresh") from None
+            progress = json.loads(self.progress_file.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            raise damaged from None
+        phases = progress.values() if isinstance(progress, dict) else [None]
+        if not all(isinstance(p, dict) and isinstance(p.get("epochs"), int) for p in phases):
+            raise damaged
+        return progress
 
     def phase_progress(self):
         return self.progress().get(self.phase, {"epochs": 0, "seconds": 0.0})

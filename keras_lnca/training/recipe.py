@@ -39,188 +39,12 @@ import numpy as np
 from keras_lnca.errors import UserError
 from keras_lnca.training.checkpoint import Checkpoint
 from keras_lnca.training.checkpoint import checkpoint_callback
-
-REQUIRED = ("name", "model", "data", "phases")
-
-
-def data_root():
-    return pathlib.Path(os.environ.get("LNCA_DATA", "../shared/data"))
-
-
-def resolve_init(source):
-    """`init_from`: a preset name, or a path relative to the repository (the working folder)."""
-    path = pathlib.Path(source)
-    return path if path.exists() else source
-
-
-def resolve_data(path):
-    path = pathlib.Path(path)
-    return path if path.is_absolute() or path.exists() else data_root() / path
-
-
-# The keys a recipe may hold, and the type of each (checked before any work).
-RECIPE_KEYS = {
-    "name": str, "description": str, "seed": int, "model": dict, "data": dict,
-    "compile": dict, "phases": list, "evaluate": list, "init_from": str,
-}
-DATA_KEYS = {
-    "train": str, "degradation": str, "crop_size": int, "batch_size": int,
-    "crops_per_image": int, "clip": bool,
-}
-COMPILE_KEYS = {"learning_rate": (int, float), "warmup_steps": int, "metrics": list}
-MODEL_CLASSES = ("LNCA", "PixelNCA")
-
-
-def _check_keys(where, mapping, allowed):
-    unknown = sorted(set(mapping) - set(allowed))
-    if unknown:
-        raise UserError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(allowed))})")
-    for key, value in mapping.items():
-        kind = allowed[key]
-        if isinstance(value, bool) and kind is not bool:
-            ok = False
-        else:
-            ok = isinstance(value, kind)
-        if not ok:
-            names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-            raise UserError(f"{where}: {key!r} must be {names}, got {value!r}")
-
-
-def check_recipe(recipe, where="recipe"):
-    """Checks a recipe's keys, types and values; raises a one-line `UserError`."""
-    import inspect
-
-    if not isinstance(recipe, dict):
-        raise UserError(f"{where} must be a JSON object")
-    missing = [key for key in REQUIRED if key not in recipe]
-    if missing:
-        raise UserError(f"{where} lacks {', '.join(missing)}")
-    _check_keys(where, recipe, RECIPE_KEYS)
-    _check_keys(f"{where}: data", recipe["data"], DATA_KEYS)
-    if "train" not in recipe["data"] or "degradation" not in recipe["data"]:
-        raise UserError(f"{where}: data needs 'train' (a folder) and 'degradation' (a spec)")
-    for key in ("crop_size", "batch_size", "crops_per_image"):
-        if recipe["data"].get(key, 1) < 1:
-            raise UserError(f"{where}: data {key!r} must be >= 1")
-    _check_keys(f"{where}: compile", recipe.get("compile", {}), COMPILE_KEYS)
-    from keras_lnca.degradations import parse
-
-    parse(recipe["data"]["degradation"])
-    model = dict(recipe["model"])
-    model_class = model.pop("class", "LNCA")
-    if model_class not in MODEL_CLASSES:
-        raise UserError(f"{where}: unknown model class {model_class!r} (use {' or '.join(MODEL_CLASSES)})")
-    import keras_lnca as kl
-
-    accepted = set(inspect.signature(getattr(kl, model_class).__init__).parameters) - {"self", "kwargs"}
-    unknown = sorted(set(model) - accepted)
-    if unknown:
-        raise UserError(f"{where}: {model_class} has no argument {unknown[0]!r}")
-    if not recipe["phases"]:
-        raise UserError(f"{where}: 'phases' is empty")
-    for phase in recipe["phases"]:
-        if not isinstance(phase, dict) or phase.get("phase") not in ("autoencoder", "nca"):
-            raise UserError(f"{where}: each phase needs 'phase' (autoencoder|nca) and 'epochs' >= 0")
-        epochs = phase.get("epochs", 0)
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-            raise UserError(f"{where}: phase {phase['phase']!r} 'epochs' must be an integer >= 0, got {epochs!r}")
-    return recipe
-
-
-def load_recipe(path):
-    """Reads and checks a recipe file."""
-    path = pathlib.Path(path)
-    if not path.exists():
-        raise UserError(f"No such recipe: {path}")
-    try:
-        recipe = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path} is not valid JSON: {error}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"cannot read recipe {path}: {error}") from None
-    return check_recipe(recipe, str(path))
-
-
-def build_model(recipe):
-    import keras_lnca as kl
-
-    config = dict(recipe["model"])
-    model_class = {"LNCA": kl.LNCA, "PixelNCA": kl.PixelNCA}[config.pop("class", "LNCA")]
-    config.setdefault("pool_image_size", recipe["data"].get("crop_size", 32))
-    config.setdefault("seed", recipe.get("seed", 0))
-    try:
-        return model_class(**config)
-    except (TypeError, ValueError) as error:
-        raise UserError(f"recipe {recipe.get('name', '')!r}: bad model arguments: {error}") from None
-
-
-def initial_weights(model, source, log=print):
-    """Starts a model from the weights of a preset, a `.keras` file or a run folder.
-
-    `source` is a preset name, a `.keras` path, or a run folder (its newest
-    committed checkpoint). The automaton's and the codec's weights are
-    copied, not the sample pool nor the optimizer: the new run has its own
-    schedule. The donor must have the same architecture, or be the same
-    architecture without a noise map (`noise_map=False`): the weights that
-    read the state's noise channel then start at zero, so the new model
-    starts as the donor does, whatever the map says.
-    """
-    from keras_lnca.models import presets
-
-    path = pathlib.Path(source)
-    if path.is_dir():
-        checkpoints = sorted(path.glob("*.weights.h5"), key=lambda p: p.stat().st_mtime)
-        if not checkpoints:
-            raise UserError(f"init_from {source}: no checkpoint in that folder")
-        donor = None
-        # The folder does not record its model's config: this model's, or the
-        # same without a noise map (see below).
-        for noise_map in dict.fromkeys((model.noise_map, False)):
-            candidate = type(model).from_config({**model.get_config(), "noise_map": noise_map})
-            candidate.build()
-            try:
-                candidate.load_weights(checkpoints[-1])
-            except ValueError:
-                continue
-            donor = candidate
-            break
-        if donor is None:
-            raise UserError(f"init_from {source}: its weights do not fit this model")
-    else:
-        donor = presets.load(source)
-    pairs = list(zip(donor.nca.weights, model.nca.weights))
-    for name in ("encoder", "decoder"):
-        if hasattr(model, name):
-            pairs += list(zip(getattr(donor, name).weights, getattr(model, name).weights))
-    gains_noise_map = getattr(model, "noise_map", False) and not getattr(donor, "noise_map", False)
-    values = []
-    for donor_variable, variable in pairs:
-        value = np.asarray(donor_variable.numpy())
-        if gains_noise_map and value.shape != tuple(variable.shape):
-            value = _with_noise_channel(value, tuple(variable.shape), model.cell_input_channels)
-        if value is None or value.shape != tuple(variable.shape):
-            raise UserError(f"init_from {source}: its weights do not fit this model")
-        values.append(value)
-    if not pairs:
-        raise UserError(f"init_from {source}: its weights do not fit this model")
-    for (_, variable), value in zip(pairs, values):
-        variable.assign(value)
-    log(f"initialised {len(pairs)} weight arrays from {source}")
-
-
-def _with_noise_channel(value, shape, index):
-    """A donor's weight array with a zero slice for the state's noise channel.
-
-    The cells read the state's channels in order along one axis of their
-    first kernels (a perception convolution's input axis, the first dense
-    layer's rows); the noise channel sits at `index`, after the input grid.
-    Returns None where the shapes differ otherwise.
-    """
-    differ = [axis for axis, (a, b) in enumerate(zip(value.shape, shape)) if a != b]
-    if len(value.shape) != len(shape) or len(differ) != 1 or shape[differ[0]] != value.shape[differ[0]] + 1:
-        return None
-    return np.insert(value, index, 0.0, axis=differ[0])
-
+from keras_lnca.training.init_from import initial_weights
+from keras_lnca.training.run_folder import claimed
+from keras_lnca.training.run_folder import record_recipe
+from keras_lnca.training.schema import build_model
+from keras_lnca.training.schema import resolve_data
+from keras_lnca.training.schema import resolve_init
 
 def training_data(recipe, epoch=0):
     from keras_lnca.data import FolderPyDataset
@@ -274,9 +98,6 @@ def train(recipe, run_dir, verbose="auto", log=print, extra_callbacks=(), snapsh
     """
     import keras
 
-    from keras_lnca.callbacks import ProfilerCallback
-    from keras_lnca.data.io import atomic_path
-
     run_dir = pathlib.Path(run_dir)
     keras.utils.set_random_seed(recipe.get("seed", 0))
     model = build_model(recipe)
@@ -284,6 +105,18 @@ def train(recipe, run_dir, verbose="auto", log=print, extra_callbacks=(), snapsh
     if not folder.is_dir():
         raise UserError(f"no such training folder: {folder} (relative paths are under $LNCA_DATA)")
     run_dir.mkdir(parents=True, exist_ok=True)  # only once the recipe is known to be sound
+    with claimed(run_dir):
+        record_recipe(run_dir, recipe, log=log)
+        return _run_phases(recipe, run_dir, model, verbose, log, extra_callbacks, snapshot)
+
+
+def _run_phases(recipe, run_dir, model, verbose, log, extra_callbacks, snapshot):
+    import keras
+
+    from keras_lnca.callbacks import ProfilerCallback
+    from keras_lnca.data.io import atomic_path
+    from keras_lnca.training.divergence import stop_on_non_finite_loss
+
     crop = recipe["data"].get("crop_size", 32)
     model.build((None, crop, crop, model.channels))
     summary = {"phases": [], "backend": keras.backend.backend()}
@@ -316,6 +149,7 @@ def train(recipe, run_dir, verbose="auto", log=print, extra_callbacks=(), snapsh
                 log(f"phase {name}: resuming after epoch {initial_epoch}{pool}")
             seconds_before = checkpoint.phase_progress()["seconds"]
             callbacks = [
+                stop_on_non_finite_loss(checkpoint),  # first: a diverged epoch is never saved
                 _SyncDataEpoch(dataset),
                 checkpoint_callback(checkpoint, seconds_before),
                 ProfilerCallback(batch_size=dataset.batch_size),

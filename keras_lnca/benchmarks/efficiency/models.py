@@ -46,25 +46,26 @@ def build_model(name, channels=3, steps=64, train_steps=(8, 32), seed=0, jax_cac
     model = build_model("lnca_nafca", steps=64)
     ```
     """
-    import keras_lnca as kl
+    from keras_lnca.models import LNCA
+    from keras_lnca.models import PixelNCA
     from keras_lnca.backend_utils import jax_compilation_cache
 
     common = dict(channels=channels, inference_steps=steps, train_steps=train_steps, seed=seed)
     if name == "lnca_nafca":
-        model = kl.LNCA(**common)
+        model = LNCA(**common)
     elif name == "lnca_vitca":
-        model = kl.LNCA(cell="vitca", **common)
+        model = LNCA(cell="vitca", **common)
     elif name == "lnca_conv":
-        model = kl.LNCA(
+        model = LNCA(
             cell="conv", autoencoder="space_to_depth", out_seed="input", hidden_channels=16,
             cell_config=dict(perception_channels=64, hidden_units=128), **common,
         )
     elif name == "pixel_vitca":
         # The ViTCA paper's configuration, spelled out.
         vitca = dict(embed_dim=128, heads=4, mlp_dim=64, depth=1)
-        model = kl.PixelNCA(cell="vitca", hidden_channels=32, cell_config=vitca, **common)
+        model = PixelNCA(cell="vitca", hidden_channels=32, cell_config=vitca, **common)
     elif name == "pixel_sobel":
-        model = kl.PixelNCA(cell="sobel", hidden_channels=32, **common)
+        model = PixelNCA(cell="sobel", hidden_channels=32, **common)
     else:
         raise ValueError(f"Unknown benchmark model {name!r}; choose from {sorted(MODELS)}.")
     with jax_compilation_cache(jax_cache_dir):
