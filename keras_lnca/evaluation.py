@@ -34,7 +34,11 @@ from keras_lnca.degradations import degrade_for_eval
 from keras_lnca.degradations import parse
 from keras_lnca.errors import UserError
 
-BASELINES = ("identity", "bm3d", "wiener")
+BASELINES = ("identity", "bm3d", "wiener", "median")
+# The median baseline's window: of 3, 5 and 7, 3 x 3 scores best on impulse
+# noise p = 0.5 (first 10 CBSD68 images, full resolution: 26.28 / 25.26 /
+# 24.31 dB; the noisy images 17.95).
+MEDIAN_SIZE = 3
 WIENER_BALANCE = 0.003
 # SSIM window: Gaussian, sigma 1.5, truncated at 3.5 sigma (11x11), as skimage.
 _SSIM_SIGMA = 1.5
@@ -152,6 +156,12 @@ def _wiener(degraded, info):
     return np.stack(channels, axis=-1)
 
 
+def _median(degraded, info):
+    from scipy import ndimage
+
+    return ndimage.median_filter(degraded, size=(MEDIAN_SIZE, MEDIAN_SIZE, 1), mode="reflect")
+
+
 def baseline(name, degradation):
     """A classical restoration baseline for `degradation`.
 
@@ -163,9 +173,11 @@ def baseline(name, degradation):
     * `wiener`: `skimage.restoration.wiener` with the known blur kernel and
       balance 0.003, per channel; needs one blur stage (`blur:...` or
       `motion:...`), optionally with noise.
+    * `median`: a 3 x 3 median filter per channel (`scipy.ndimage`), the
+      classical baseline of impulse noise; any degradation.
 
     Args:
-        name: `"identity"`, `"bm3d"` or `"wiener"`.
+        name: `"identity"`, `"bm3d"`, `"wiener"` or `"median"`.
         degradation: the `Degradation` that made the images (or `None` when
             unknown, which only `identity` accepts).
 
@@ -187,6 +199,8 @@ def baseline(name, degradation):
         return lambda degraded, info: degraded
     if name not in BASELINES:
         raise UserError(f"unknown baseline {name!r}: expected one of {', '.join(BASELINES)}")
+    if name == "median":
+        return _median
     kinds = () if degradation is None else degradation.kinds
     spec = None if degradation is None else degradation.spec
     if name == "bm3d":

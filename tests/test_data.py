@@ -118,8 +118,10 @@ def test_save_image_roundtrip_and_atomic(tmp_path):
     kd.save_image(tmp_path / "gray.png", np.full((5, 5, 1), 0.5))
     assert Image.open(tmp_path / "gray.png").mode == "L"
     before = (tmp_path / "out.png").read_bytes()
-    with pytest.raises(UserError):
-        kd.save_image(tmp_path / "out.png", np.zeros((4, 4, 2)))
+    with pytest.raises(UserError, match="cannot save an image of shape"):
+        kd.save_image(tmp_path / "out.png", np.zeros((4, 4, 5)))
+    with pytest.raises(UserError, match="hold no alpha channel"):  # gray + alpha, as a JPEG
+        kd.save_image(tmp_path / "out.jpg", np.zeros((4, 4, 2)))
     with pytest.raises(UserError, match="unknown image format"):
         kd.save_image(tmp_path / "out.xyz", image)
 

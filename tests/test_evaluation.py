@@ -197,3 +197,21 @@ def test_evaluate_json_is_never_overwritten_without_overwrite(tiny_set, tmp_path
     code, _, err = _run(capsys, *args, "--json", out, "--overwrite")
     assert code == 0, err
     assert json.loads(out.read_text())["results"][0]["method"] == "identity"
+
+
+def test_the_median_baseline_removes_impulses(tmp_path):
+    """`--baseline median` (3 x 3 per channel): far above the noisy images on impulse noise."""
+    from keras_lnca import evaluation
+    from keras_lnca.commands import evaluate as evaluate_command
+
+    assert evaluate_command.BASELINES == evaluation.BASELINES  # the CLI's copy (it loads no Keras)
+    yy, xx = np.mgrid[0:48, 0:48] / 48
+    folder = tmp_path / "smooth"
+    folder.mkdir()
+    for i in range(2):
+        image = 0.5 + 0.4 * np.sin(4 * xx + 3 * yy + i)[..., None] * np.ones((1, 1, 3))
+        Image.fromarray((image * 255).astype("uint8")).save(folder / f"{i}.png")
+    result = evaluation.evaluate(folder, "impulse:0.5", methods={}, baselines=["identity", "median"],
+                                 channels=3)
+    scores = {r["method"]: r["psnr"] for r in result["results"]}
+    assert scores["median"] > scores["identity"] + 5, scores

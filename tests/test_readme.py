@@ -94,7 +94,7 @@ COVERAGE = [
      ["test:test_readme.py::test_readme_restore_and_evaluate_synopsis",
       "test:test_cli.py::test_restore_files_and_folders"]),
     (r"lnca evaluate \[--preset NAME\|--model FILE\] --dataset DIR --degradation SPEC "
-     r"\[--baseline identity\|bm3d\|wiener \.\.\.\] \[--noise-level estimate\|told\] \[--json OUT\]",
+     r"\[--baseline identity\|bm3d\|wiener\|median \.\.\.\] \[--noise-level estimate\|told\] \[--json OUT\]",
      ["test:test_readme.py::test_readme_restore_and_evaluate_synopsis",
       "test:test_evaluation.py::test_evaluate_cli_writes_json"]),
     (r"lnca evaluate --dataset \.\./shared/data/gray/bsd68 --degradation gaussian:25 --baseline bm3d",

@@ -8,7 +8,7 @@ from keras_lnca.commands.outputs import check_output
 from keras_lnca.errors import UserError
 from keras_lnca.errors import first_line
 
-BASELINES = ("identity", "bm3d", "wiener")
+BASELINES = ("identity", "bm3d", "wiener", "median")  # as keras_lnca.evaluation.BASELINES
 NOISE_LEVELS = ("estimate", "told")
 
 

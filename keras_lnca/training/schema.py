@@ -34,7 +34,6 @@ PHASE_KEYS = {"phase": str, "epochs": int}
 EVALUATE_KEYS = {"dataset": str, "degradation": str, "limit": int, "baselines": list}
 MODEL_CLASSES = ("LNCA", "PixelNCA")
 PHASES = ("autoencoder", "nca")
-BASELINES = ("identity", "bm3d", "wiener")
 METRICS = ("psnr", "ssim")
 
 # A recipe name becomes file names (`<name>.keras`, `runs/<name>`).
@@ -150,6 +149,8 @@ def check_recipe(recipe, where="recipe"):
             raise UserError(f"{where}: each evaluate entry needs 'dataset' and 'degradation'")
         _check_range(f"{where}: evaluate", "limit", item.get("limit"), 1, 10**6)
         _check_degradation(f"{where}: evaluate", item["degradation"])
+        from keras_lnca.evaluation import BASELINES
+
         for baseline in item.get("baselines", []):
             if baseline not in BASELINES:
                 raise UserError(f"{where}: evaluate 'baselines' may hold {', '.join(BASELINES)}, "
