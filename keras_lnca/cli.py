@@ -99,6 +99,14 @@ def build_parser():
     return parser
 
 
+def _printable_names():
+    """File names that the locale's encoding cannot show (bytes kept by Python
+    as surrogates) are printed escaped, not raised on after the work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def _terminate(signum, frame):
     raise KeyboardInterrupt("terminated")
 
@@ -107,6 +115,7 @@ def main(argv=None):
     from keras_lnca.errors import UserError
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _printable_names()
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
         print(TOUR)

@@ -5,9 +5,8 @@ import warnings
 
 import numpy as np
 
-# Values of a float image further than this from [0, 1] mean a 0-255 image
-# passed as floats, not noise (evaluation keeps noisy values unclipped).
-_FLOAT_LIMIT = 4.0
+from keras_lnca.data.io import FLOAT_SLACK as _FLOAT_LIMIT
+from keras_lnca.data.io import convert_channels
 
 
 def to_batch(image, channels, multiple=1):
@@ -88,7 +87,7 @@ def to_batch(image, channels, multiple=1):
             batch = np.repeat(batch, 3, axis=-1)
         else:
             warnings.warn("Colour image given to a gray model: converting it to luma.")
-            batch = batch @ np.array([0.299, 0.587, 0.114], "float32")[:, None]
+            batch = convert_channels(batch, 1)
 
     height, width = batch.shape[1:3]
     pad_h, pad_w = max(multiple - height, 0), max(multiple - width, 0)
@@ -104,12 +103,12 @@ def to_batch(image, channels, multiple=1):
                 alpha = array[..., -1:].astype("float32") / (scale or 1.0)
                 base = restored
                 if base.shape[-1] != array.shape[-1] - 1:
-                    base = _match_channels(base, array.shape[-1] - 1)
+                    base = convert_channels(base, array.shape[-1] - 1)
                 restored = np.concatenate([base, alpha], axis=-1)
             else:
-                restored = _match_channels(restored, array.shape[-1])
+                restored = convert_channels(restored, array.shape[-1])
         elif len(input_shape) == 2 and restored.shape[-1] != 1:
-            restored = _match_channels(restored, 1)
+            restored = convert_channels(restored, 1)
         restored = np.clip(restored, 0.0, 1.0)
         if scale is not None and input_dtype != bool:
             restored = np.round(restored * scale).astype(input_dtype)
@@ -119,14 +118,6 @@ def to_batch(image, channels, multiple=1):
 
     restore_like.size = (height, width)
     return batch, restore_like
-
-
-def _match_channels(batch, channels):
-    if batch.shape[-1] == channels:
-        return batch
-    if channels == 1:
-        return batch @ np.array([0.299, 0.587, 0.114], "float32")[:, None]
-    return np.repeat(batch, channels, axis=-1)
 
 
 def _from_pil(image):

@@ -1,5 +1,8 @@
 """Restoring huge images in overlapping tiles, in bounded memory."""
 
+import math
+import warnings
+
 import numpy as np
 
 
@@ -22,7 +25,32 @@ def tile_windows(length, tile, margin, multiple):
     return spans
 
 
-def restore_tiled(model, batch, steps, tile, margin=None, tolerance=None):
+def choose_tile(model, shape, steps, tile, budget, batch_size=1):
+    """The tile size `restore` uses: `tile` (raised to the context margin, with a
+    warning, when smaller), or, when None, None if the whole batch of `shape`
+    fits `budget` bytes, else the largest tile whose window fits it."""
+    margin = model.receptive_radius(steps)
+    factor = model.grid_factor
+    if tile is not None:
+        tile = int(tile)
+        if tile < margin:
+            warnings.warn(
+                f"Tiles of {tile} pixels would each read {margin} pixels of context on every side "
+                f"(the model's reach at {steps} steps), mostly repeated work; using {margin}.",
+                stacklevel=3,
+            )
+            tile = margin
+        return tile
+    _, height, width, _ = shape
+    per_pixel = model.inference_bytes_per_pixel()
+    if min(batch_size, shape[0]) * height * width * per_pixel <= budget:
+        return None
+    side = int(math.sqrt(budget / per_pixel))
+    tile = max(side - 2 * margin, margin, factor) // factor * factor
+    return tile if tile < max(height, width) else None
+
+
+def restore_tiled(model, batch, steps, tile, margin=None, tolerance=None, progress=False):
     """Restores `batch` (N, H, W, C) tile by tile.
 
     Each output pixel is computed from a window that extends `margin`
@@ -41,6 +69,7 @@ def restore_tiled(model, batch, steps, tile, margin=None, tolerance=None):
         margin: int, context around each tile; defaults to the receptive radius.
         tolerance: float, early-stop tolerance of each tile's NCA (tiles then
             may stop at different steps, so tiled and untiled results differ).
+        progress: show a progress bar over the windows.
 
     Returns:
         The restored float32 batch.
@@ -49,11 +78,20 @@ def restore_tiled(model, batch, steps, tile, margin=None, tolerance=None):
     factor = model.grid_factor
     _, height, width, _ = batch.shape
     restored = np.empty(batch.shape[:-1] + (model.channels,), batch.dtype)  # the input may hold a noise map
-    for top, bottom, core_top, core_bottom in tile_windows(height, tile, margin, factor):
-        for left, right, core_left, core_right in tile_windows(width, tile, margin, factor):
+    rows = tile_windows(height, tile, margin, factor)
+    columns = tile_windows(width, tile, margin, factor)
+    bar = None
+    if progress and len(rows) * len(columns) > 1:
+        import keras
+
+        bar = keras.utils.Progbar(len(rows) * len(columns), unit_name="tile")
+    for top, bottom, core_top, core_bottom in rows:
+        for left, right, core_left, core_right in columns:
             window = batch[:, top:bottom, left:right]
             out = model.predict_with_steps(window, steps, tolerance=tolerance)
             restored[:, core_top:core_bottom, core_left:core_right] = out[
                 :, core_top - top : core_bottom - top, core_left - left : core_right - left
             ]
+            if bar is not None:
+                bar.add(1)
     return restored

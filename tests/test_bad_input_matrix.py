@@ -66,6 +66,11 @@ def world(tmp_path_factory):
     _model_file_with(root / "wide.keras", root, hidden_channels=10**6)
     _model_file_with(root / "negative.keras", root, downsampling=-2)
     _model_file_with(root / "int.keras", root, dtype="int32")
+    Image.fromarray(np.full((24, 20), 70_000, np.int32), "I").save(root / "int32.tif")
+    Image.fromarray(np.full((24, 20), 128.0, np.float32), "F").save(root / "float255.tif")
+    nan = np.full((24, 20), 0.5, np.float32)
+    nan[3, 4] = np.nan
+    Image.fromarray(nan, "F").save(root / "nan.tif")
     (root / "out").mkdir()
     (root / "out" / "keep.png").write_bytes(full)
     (root / "out" / "x.png").mkdir()
@@ -116,6 +121,10 @@ CASES = {
     "restore empty file": ["restore", "empty.png", "-o", "out/r.png"],
     "restore over the pixel limit": ["restore", "big.png", "-o", "out/r.png", "#LNCA_MAX_PIXELS=100"],
     "restore good then bad": ["restore", "good.png", "truncated.png", "-o", "out/r"],
+    "restore 32-bit integers beyond 16 bits": ["restore", "int32.tif", "-o", "out/r.tif"],
+    "restore float tiff on a 0-255 scale": ["restore", "float255.tif", "-o", "out/r.tif"],
+    "restore float tiff with a NaN": ["restore", "nan.tif", "-o", "out/r.tif"],
+    "restore memory budget 0": ["restore", "good.png", "-o", "out/r.png", "--memory-budget", "0"],
     # restore: outputs
     "restore onto a folder named x.png": ["restore", "good.png", "-o", "out/x.png"],
     "restore several into a file": ["restore", "good.png", "in/a.png", "-o", "out/keep.png"],

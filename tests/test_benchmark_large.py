@@ -23,9 +23,25 @@ def test_parse_points():
         {"size": 64, "tile": None}, {"size": 128, "tile": 64},
     ]
     assert [p["tile"] for p in large.parse_points(large.DEFAULT_POINTS)] == [None, None, 1024, 1024]
-    for bad in ("", "64,", "x", "64@", "64@y", "4", "64@4", "64@32@16"):
+    assert large.parse_points("48x64@auto,64@auto") == [
+        {"size": [48, 64], "tile": "auto"}, {"size": 64, "tile": "auto"},
+    ]
+    for bad in ("", "64,", "x", "64@", "64@y", "4", "64@4", "64@32@16", "8x8x8", "64x4@auto"):
         with pytest.raises(UserError):
             large.parse_points(bad)
+
+
+def test_auto_points_follow_the_memory_budget(monkeypatch):
+    """`@auto` restores as `restore` does by default: one piece within the budget, else tiles."""
+    points = large.parse_points("48x64@auto")
+    result = large.run(points, steps=4, isolate=False, progress=None)
+    assert result["points"][0]["status"] == "ok", result["points"][0]
+    assert (result["points"][0]["tile_used"], result["points"][0]["windows"]) == (None, 1)
+    monkeypatch.setenv("LNCA_MEMORY_BUDGET_MB", "0.2")
+    tight = large.run(points, steps=4, isolate=False, progress=None)["points"][0]
+    assert tight["status"] == "ok" and tight["output_ok"], tight
+    assert tight["tile_used"] is not None and tight["windows"] > 1
+    assert "48x64 (0.0 MP)" in large.format_table({**result, "points": [tight]})
 
 
 def test_synthetic_image():
@@ -85,7 +101,7 @@ def output_lines(text):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--points", "64@"], "SIZE or SIZE@TILE"),
+        (["--points", "64@"], "SIZE, HxW, SIZE@TILE or SIZE@auto"),
         (["--points", "4"], ">= 8 pixels"),
         (["--steps", "0"], "--steps must be >= 1"),
         (["--repeats", "two"], "--repeats must be an integer"),

@@ -63,12 +63,15 @@ def parse_points(text):
     """Parses `SIZE[@TILE],...` into points.
 
     Args:
-        text: e.g. `"1024,4096,4096@1024"`: square sides in pixels, each
-            optionally with a tile size after `@`.
+        text: e.g. `"1024,4096,4096@1024,4000x3000@auto"`: square sides or
+            `HEIGHTxWIDTH` in pixels, each optionally with a tile size after
+            `@`, or `@auto` for what `restore` does by default (one piece
+            within its memory budget, else tiles that fit). Without `@` the
+            image is restored in one piece whatever its size.
 
     Returns:
-        A list of `{"size": int, "tile": int or None}`, in the given order,
-        repeats removed.
+        A list of `{"size": int or [height, width], "tile": int, "auto" or
+        None}`, in the given order, repeats removed.
 
     Raises:
         keras_lnca.errors.UserError: an empty list, a malformed entry, or
@@ -76,8 +79,8 @@ def parse_points(text):
 
     Example:
 
-    >>> parse_points("64,128@64")
-    [{'size': 64, 'tile': None}, {'size': 128, 'tile': 64}]
+    >>> parse_points("64,128@64,48x64@auto")
+    [{'size': 64, 'tile': None}, {'size': 128, 'tile': 64}, {'size': [48, 64], 'tile': 'auto'}]
     """
     entries = [part.strip() for part in str(text).split(",")]
     if not any(entries):
@@ -86,59 +89,105 @@ def parse_points(text):
     for entry in entries:
         size, at, tile = entry.partition("@")
         try:
-            size = int(size)
-            tile = int(tile) if at else None
+            sides = [int(side) for side in size.lower().split("x")]
+            tile = (tile if tile == "auto" else int(tile)) if at else None
         except ValueError:
-            raise UserError(f"--points entries are SIZE or SIZE@TILE (integers), got {entry!r}") from None
-        if size < 8 or (tile is not None and tile < 8):
+            raise UserError(f"--points entries are SIZE, HxW, SIZE@TILE or SIZE@auto (integers), "
+                            f"got {entry!r}") from None
+        if len(sides) not in (1, 2) or min(sides) < 8 or (isinstance(tile, int) and tile < 8):
             raise UserError(f"--points sizes and tiles must be >= 8 pixels, got {entry!r}")
-        point = {"size": size, "tile": tile}
+        point = {"size": sides[0] if len(sides) == 1 else sides, "tile": tile}
         if point not in points:
             points.append(point)
     return points
 
 
+def image_shape(point):
+    """`(height, width)` of a point's image."""
+    size = point["size"]
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def size_label(point):
+    """`"4096²"` for a square, `"4000x3000 (12.0 MP)"` otherwise."""
+    height, width = image_shape(point)
+    if height == width:
+        return f"{height}²"
+    return f"{height}x{width} ({height * width / 1e6:.1f} MP)"
+
+
 def point_label(point):
-    """`"4096x4096"` or `"4096x4096, tiles of 1024"`."""
-    label = f"{point['size']}x{point['size']}"
-    return label if point.get("tile") is None else f"{label}, tiles of {point['tile']}"
+    """`"4096x4096"`, `"4096x4096, tiles of 1024"` or `"4000x3000, auto"`."""
+    height, width = image_shape(point)
+    label = f"{height}x{width}"
+    if point.get("tile") is None:
+        return label
+    return f"{label}, auto" if point["tile"] == "auto" else f"{label}, tiles of {point['tile']}"
 
 
 def synthetic_image(size, channels=1, seed=0, sigma=25.0):
     """A float32 noisy test image: a smooth pattern plus Gaussian noise.
 
     Args:
-        size: int, the square side.
-        channels: 1 (shape `(size, size)`) or 3 (`(size, size, 3)`).
+        size: int, the square side, or `(height, width)`.
+        channels: 1 (shape `(height, width)`) or 3 (`(height, width, 3)`).
         seed: int, the noise seed.
         sigma: float, noise standard deviation on the 0-255 scale.
 
     Returns:
         A float32 array, unclipped (as evaluation's noisy inputs).
     """
-    axis = np.linspace(0.0, 1.0, size, dtype=np.float32)
-    clean = 0.5 + 0.25 * np.sin(16 * np.pi * axis)[None, :] * np.cos(12 * np.pi * axis)[:, None]
+    height, width = (size, size) if isinstance(size, int) else size
+    rows = np.linspace(0.0, 1.0, height, dtype=np.float32)
+    columns = np.linspace(0.0, 1.0, width, dtype=np.float32)
+    clean = 0.5 + 0.25 * np.sin(16 * np.pi * columns)[None, :] * np.cos(12 * np.pi * rows)[:, None]
     if channels != 1:
         clean = np.repeat(clean[..., None], channels, axis=-1)
     noise = np.random.default_rng(seed).standard_normal(clean.shape, dtype=np.float32)
     return clean + noise * np.float32(sigma / 255.0)
 
 
-def _windows(model, point, steps):
-    if point.get("tile") is None:
+# `memory_budget_mb` of a point restored in one piece whatever its size.
+_UNBOUNDED_MB = 2.0**40
+
+
+def _restore_options(point):
+    """`restore` keywords of a point: a tile, the default budget, or one piece."""
+    tile = point.get("tile")
+    if tile == "auto":
+        return {}
+    if tile is None:
+        return {"memory_budget_mb": _UNBOUNDED_MB}
+    return {"tile": tile}
+
+
+def _tile_used(model, point, steps, channels):
+    """The tile size `restore` uses for a point (None: one piece)."""
+    from keras_lnca import tiling
+    from keras_lnca.models.restore_mixin import memory_budget
+
+    options = _restore_options(point)
+    shape = (1, *image_shape(point), model.input_channels)
+    return tiling.choose_tile(model, shape, steps, options.get("tile"),
+                              memory_budget(options.get("memory_budget_mb")))
+
+
+def _windows(model, tile, point, steps):
+    if tile is None:
         return 1
     from keras_lnca import tiling
 
     margin = model.receptive_radius(steps)
-    spans = tiling.tile_windows(point["size"], point["tile"], margin, model.grid_factor)
-    return len(spans) ** 2
+    height, width = image_shape(point)
+    return (len(tiling.tile_windows(height, tile, margin, model.grid_factor))
+            * len(tiling.tile_windows(width, tile, margin, model.grid_factor)))
 
 
 def measure(point, model="lnca_denoise_gray_s25", steps=None, repeats=1, seed=0):
     """Measures one point in this process (the worker calls it).
 
     Args:
-        point: `{"size": int, "tile": int or None}`.
+        point: from `parse_points`.
         model: a preset name or a `.keras` path.
         steps: NCA steps (default: the model's `inference_steps`).
         repeats: calls of `model.restore`.
@@ -155,14 +204,15 @@ def measure(point, model="lnca_denoise_gray_s25", steps=None, repeats=1, seed=0)
     restorer = presets.load(model, training=False)
     load_seconds = time.perf_counter() - started
     steps = restorer.inference_steps if steps is None else int(steps)
-    image = synthetic_image(point["size"], restorer.channels, seed)
+    image = synthetic_image(image_shape(point), restorer.channels, seed)
+    tile = _tile_used(restorer, point, steps, restorer.channels)
 
     memory = memory_probe.PeakMemory()  # frees heap memory, resets the peak, reads the baseline
     baseline = memory.baseline
     runs = []
     for _ in range(int(repeats)):
         start = time.perf_counter()
-        restored = restorer.restore(image, steps=steps, tile=point.get("tile"))
+        restored = restorer.restore(image, steps=steps, **_restore_options(point))
         runs.append(time.perf_counter() - start)
         if len(runs) < repeats:
             del restored
@@ -178,8 +228,9 @@ def measure(point, model="lnca_denoise_gray_s25", steps=None, repeats=1, seed=0)
         "model": str(model),
         "steps": steps,
         "channels": restorer.channels,
-        "windows": _windows(restorer, point, steps),
-        "margin": restorer.receptive_radius(steps) if point.get("tile") else None,
+        "tile_used": tile,
+        "windows": _windows(restorer, tile, point, steps),
+        "margin": restorer.receptive_radius(steps) if tile else None,
         "seconds": runs[0],
         "seconds_runs": runs,
         "warm_seconds": float(np.median(runs[1:])) if len(runs) > 1 else None,
@@ -301,12 +352,18 @@ def _num(value, spec):
 def _rows(result):
     rows = []
     for p in result["points"]:
-        tile = "untiled" if p.get("tile") is None else f"{p['tile']} ({p.get('windows', '?')} windows)"
+        if p.get("tile") is None:
+            tile = "untiled"
+        elif p["tile"] == "auto":
+            used = p.get("tile_used")
+            tile = "auto: one piece" if used is None else f"auto: {used} ({p.get('windows', '?')} windows)"
+        else:
+            tile = f"{p['tile']} ({p.get('windows', '?')} windows)"
         if p["status"] != "ok":
-            rows.append([f"{p['size']}²", tile, p["status"], "-", "-", "-", "-", p.get("error", "")])
+            rows.append([size_label(p), tile, p["status"], "-", "-", "-", "-", p.get("error", "")])
             continue
         rows.append([
-            f"{p['size']}²", tile, str(p["steps"]), _num(p["seconds"], ".2f"),
+            size_label(p), tile, str(p["steps"]), _num(p["seconds"], ".2f"),
             _num(p["warm_seconds"], ".2f"), _num(p["peak_memory_mb"], ",.0f"),
             _num(p["restore_memory_mb"], ",.0f"), "ok" if p["output_ok"] else "BAD OUTPUT",
         ])

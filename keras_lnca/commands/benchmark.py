@@ -144,13 +144,16 @@ def add_large_parser(subparsers):
             "Restores one synthetic noisy image per point with model.restore, each point in a "
             "fresh subprocess, and reports the wall time and the peak memory (process VmHWM on "
             "CPU, the allocator's peak on a GPU), also above the level with the model and the "
-            "image loaded. A point is SIZE (untiled) or SIZE@TILE (tiled)."
+            "image loaded. A point is SIZE or HxW (in one piece), SIZE@TILE (tiled) or "
+            "SIZE@auto (what restore does by default: one piece within its memory budget, "
+            "else tiles that fit)."
         ),
     )
     parser.add_argument("--preset", metavar="NAME", help=f"a shipped preset (default {DEFAULT_PRESET})")
     parser.add_argument("--model", metavar="FILE", help="a saved .keras model instead of a preset")
     parser.add_argument("--points", default=DEFAULT_POINTS, metavar="SIZE[@TILE],...",
-                        help=f"square sides, @TILE for tiled restoration (default {DEFAULT_POINTS})")
+                        help="square sides or HxW, @TILE for tiled restoration, @auto for the "
+                        f"default memory budget (default {DEFAULT_POINTS})")
     parser.add_argument("--steps", metavar="N", help="NCA steps (default: the model's)")
     parser.add_argument("--repeats", default="1", metavar="N",
                         help="restore calls per point; the first includes compilation (default 1)")
@@ -401,9 +404,16 @@ def run_quality(args):
     return 0
 
 
+def _point_text(point):
+    """A point as `--points` takes it: `4096`, `4000x3000@auto`, `8192@1024`."""
+    size = point["size"]
+    text = str(size) if isinstance(size, int) else "x".join(str(side) for side in size)
+    return text + (f"@{point['tile']}" if point["tile"] else "")
+
+
 def _large_command(args, kind, name, points):
     parts = ["lnca", "benchmark", "large", f"--{kind}", name,
-             "--points", ",".join(f"{p['size']}" + (f"@{p['tile']}" if p["tile"] else "") for p in points)]
+             "--points", ",".join(_point_text(p) for p in points)]
     if args.steps is not None:
         parts += ["--steps", str(args.steps)]
     if int(args.repeats) != 1:

@@ -31,7 +31,12 @@ def add_parser(subparsers):
                         help="noise sigma on the 0-255 scale, for noise-level-aware models "
                         "(default: estimated per image, and printed)")
     parser.add_argument("--steps", type=arguments.integer(0, MAX_STEPS), default=None, help="NCA steps (default: the model's)")
-    parser.add_argument("--tile", type=arguments.integer(8), default=None, help="restore in tiles of this size (pixels)")
+    parser.add_argument("--tile", type=arguments.integer(8), default=None,
+                        help="restore in tiles of this size in pixels (default: in one piece "
+                        "when it fits --memory-budget, else in tiles that do)")
+    parser.add_argument("--memory-budget", type=arguments.number(64.0), default=None,
+                        metavar="MB", help="memory one restoration may take, in MB (default: "
+                        "LNCA_MEMORY_BUDGET_MB or 2048); larger images are restored in tiles")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--quiet", action="store_true", help="no line per image")
     parser.add_argument("--keep-going", action="store_true",
@@ -189,17 +194,28 @@ def run(args):
 
 
 def _restore_one(source, target, model, name, args):
-    """Reads, restores and writes one image; prints its line unless `--quiet`."""
+    """Reads, restores and writes one image; prints its line unless `--quiet`.
+
+    What the output cannot carry over (alpha in a format without it, an ICC
+    profile or EXIF in a 16-bit file, float depth outside TIFF, frames after
+    the first) is said in a note on stderr, never dropped silently.
+    """
     import numpy as np
 
     from keras_lnca.data import save_image
     from keras_lnca.data.io import ALPHA_EXTENSIONS
     from keras_lnca.data.io import convert_channels
+    from keras_lnca.data.io import read_metadata
     from keras_lnca.data.io import read_with_alpha
     from keras_lnca.degradations import estimate_noise_level
 
     began = time.perf_counter()
     array, alpha, scale = read_with_alpha(source)  # decoded once, at its own depth
+    metadata = read_metadata(source)
+    notes = []
+    if metadata["frames"] > 1:
+        notes.append(f"{source.name} holds {metadata['frames']} frames or pages; only the first "
+                     "is restored")
     image = convert_channels(array, model.channels)
     level, how = None, ""
     if model.noise_map:
@@ -207,15 +223,25 @@ def _restore_one(source, target, model, name, args):
         if level is None:
             level, how = estimate_noise_level(image.astype("float32") / scale), "estimated"
     try:
-        restored = model.restore(image, steps=args.steps, tile=args.tile, noise_level=level)
+        restored = model.restore(image, steps=args.steps, tile=args.tile, noise_level=level,
+                                 memory_budget_mb=args.memory_budget, progress=not args.quiet)
     except ValueError as error:  # e.g. a broken model's non-finite output: no file
         raise UserError(f"{source.name}: {first_line(error)}") from None
     if alpha is not None and target.suffix.lower() not in ALPHA_EXTENSIONS:
-        print(f"lnca restore: note: {target.name} holds no alpha channel; the alpha of "
-              f"{source.name} is dropped", file=sys.stderr)
+        notes.append(f"{target.name} holds no alpha channel; the alpha of {source.name} is dropped")
     elif alpha is not None:  # the model restores the colour; alpha passes through untouched
         restored = np.concatenate([restored, alpha.astype(restored.dtype)], axis=-1)
-    save_image(target, restored)  # uint16 stays uint16
+    keep_float = restored.dtype.kind == "f"
+    if keep_float and (restored.shape[-1] != 1 or target.suffix.lower() not in (".tif", ".tiff")):
+        notes.append(f"{source.name} holds 32-bit floats; {target.name} stores 8 bits "
+                     "(a gray .tif output keeps the floats)")
+    dropped = save_image(target, restored, metadata=metadata, overwrite=args.overwrite,
+                         keep_float=keep_float)  # uint16 stays uint16
+    if dropped:
+        notes.append(f"{target.name} does not keep the {' and '.join(d.replace('_', ' ') for d in dropped)} "
+                     f"of {source.name} (not written in {'16-bit' if restored.dtype == np.uint16 else target.suffix} files)")
+    for note in notes:
+        print(f"lnca restore: note: {note}", file=sys.stderr)
     if not args.quiet:
         sigma = "" if level is None else f", sigma {level:.1f} ({how})"
         print(f"{source.name}: {pathlib.Path(name).name}{sigma}, "

@@ -15,7 +15,7 @@ from keras_lnca.errors import first_line
 IMAGE_EXTENSIONS = (
     ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pnm",
 )
-_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as Pillow's "L" mode
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as Pillow's "L" mode
 
 
 # Decoding limit: images with more pixels than this are refused before any
@@ -130,7 +130,7 @@ def read_with_alpha(path):
         if _deep_colour(image):
             array, scale = _read_deep_colour(path), 65535
         else:
-            array, scale = _decode(ImageOps.exif_transpose(image))
+            array, scale = _decode(ImageOps.exif_transpose(image), path)
     if array.ndim == 2:
         array = array[:, :, None]
     alpha = None
@@ -139,6 +139,27 @@ def read_with_alpha(path):
     if array.size == 0:
         raise UserError(f"empty image: {path}")
     return np.ascontiguousarray(array), alpha, scale
+
+
+def read_metadata(path):
+    """What a restored copy of an image file should carry over besides its pixels.
+
+    Returns:
+        A dict: `icc_profile` (bytes or None), `exif` (bytes or None; the
+        orientation tag set to 1, because `read_raw` applies the rotation to
+        the pixels) and `frames` (pages of a TIFF, frames of an animation: only
+        the first is read).
+    """
+    with _open_image(path) as image:
+        icc = image.info.get("icc_profile") or None
+        exif = image.getexif()
+        if ORIENTATION in exif:
+            exif[ORIENTATION] = 1
+        return {"icc_profile": icc, "exif": exif.tobytes() if len(exif) else None,
+                "frames": int(getattr(image, "n_frames", 1))}
+
+
+ORIENTATION = 0x0112  # the EXIF tag
 
 
 def image_info(path, verify=False):
@@ -161,35 +182,57 @@ def image_info(path, verify=False):
     return width, height, 1 if gray and not transparent_palette else 3
 
 
-def _decode(image):
+# How far float image values may stray outside [0, 1] (noisy data does, and
+# evaluation keeps it unclipped) before they are taken for another scale
+# (e.g. 0-255 stored as floats) and refused; files and arrays alike.
+FLOAT_SLACK = 4.0
+
+
+def _decode(image, path):
     mode = image.mode
     if mode in ("1", "L", "LA", "RGB", "RGBA"):
         return np.array(image.convert("L") if mode == "1" else image), 255
     if mode.startswith("I;16") or mode == "I":
         array = np.array(image)
-        return np.clip(array, 0, 65535).astype(np.uint16), 65535
+        if array.size and (array.min() < 0 or array.max() > 65535):
+            raise UserError(
+                f"{Path(path).name} holds 32-bit integers from {array.min()} to {array.max()}; only "
+                "8- and 16-bit images are restored (values 0 to 65535): convert it to 16 bits"
+            )
+        return array.astype(np.uint16), 65535
     if mode == "F":
-        return np.array(image, np.float32), 1.0
+        array = np.array(image, np.float32)
+        if not np.all(np.isfinite(array)):
+            raise UserError(f"{Path(path).name} holds NaN or infinite values")
+        low, high = float(array.min()), float(array.max())
+        if low < -FLOAT_SLACK or high > 1.0 + FLOAT_SLACK:
+            raise UserError(
+                f"{Path(path).name} is a float image with values from {low:g} to {high:g}; "
+                "float images must be on the 0-1 scale"
+            )
+        return array, 1.0
     if mode == "P" and "transparency" in image.info:
         return np.array(image.convert("RGBA")), 255
     return np.array(image.convert("RGB")), 255
 
 
 def convert_channels(array, channels):
-    """Converts an `H x W x C` image between gray (1) and colour (3).
+    """Converts an image (`H x W x C`, or a batch `N x H x W x C`) between gray (1)
+    and colour (3): the one place where channels are converted.
 
-    Colour to gray uses BT.601 luma; gray to colour repeats the channel.
-    Integer arrays stay integer (luma rounded), floats stay float.
+    Colour to gray uses BT.601 luma (`LUMA_WEIGHTS`, as Pillow's "L" mode);
+    gray to colour repeats the channel. Integer arrays stay integer (luma
+    rounded), floats keep their dtype.
     """
     if channels is None or array.shape[-1] == channels:
         return array
     if channels == 3 and array.shape[-1] == 1:
         return np.repeat(array, 3, axis=-1)
     if channels == 1 and array.shape[-1] == 3:
-        luma = array.astype(np.float64) @ _LUMA
+        luma = array.astype(np.float64) @ LUMA_WEIGHTS
         if np.issubdtype(array.dtype, np.integer):
             luma = np.round(luma)
-        return luma.astype(array.dtype)[:, :, None]
+        return luma.astype(array.dtype)[..., None]
     raise UserError(f"channels must be 1 or 3, got {channels}")
 
 
@@ -270,24 +313,44 @@ def writable_extension(path):
         )
 
 
-def save_image(path, array):
+# What each format's writer can carry over from the input (Pillow's keywords).
+METADATA_FORMATS = {
+    "JPEG": ("icc_profile", "exif"), "PNG": ("icc_profile", "exif"),
+    "WEBP": ("icc_profile", "exif"), "TIFF": ("icc_profile", "exif"),
+}
+
+
+def save_image(path, array, metadata=None, overwrite=True, keep_float=False):
     """Writes an image atomically: float in [0, 1] as 8-bit, uint16 as 16-bit.
 
-    The image is written to a temporary file next to `path`, then moved over
-    it with `os.replace`, so `path` never holds a partial image. uint16
-    arrays keep their depth in PNG and TIFF files (other formats get 8 bits).
+    The image is written to a temporary file next to `path`, then moved to
+    it, so `path` never holds a partial image. uint16 arrays keep their
+    depth in PNG and TIFF files (other formats get 8 bits).
 
     Args:
         path: the output file; its extension picks the format (`.png`,
             `.jpg`, ...).
         array: `H x W`, `H x W x 1` or `H x W x 3` floats (clipped to [0, 1]),
-            or a uint8 or uint16 array.
+            or a uint8 or uint16 array; a fourth (or, for gray, second)
+            channel is alpha.
+        metadata: a dict as `read_metadata` returns: its `icc_profile` and
+            `exif` are written where the format holds them.
+        overwrite: False creates `path` exclusively: if it exists, or another
+            process creates it meanwhile, nothing is written and a `UserError`
+            says so.
+        keep_float: write a float gray image to a `.tif` as 32-bit floats
+            (unclipped) instead of 8 bits.
+
+    Returns:
+        The metadata entries (`"icc_profile"`, `"exif"`) given but not
+        written, because the format or depth cannot hold them.
 
     Example:
 
     >>> import numpy as np
     >>> from keras_lnca.data import save_image
     >>> save_image("/tmp/gray.png", np.full((8, 8), 0.5))  # doctest: +SKIP
+    []
     """
     from PIL import Image
 
@@ -299,6 +362,7 @@ def save_image(path, array):
         raise UserError(f"cannot save an image of shape {array.shape}")
     writable_extension(path)
     suffix = path.suffix.lower()
+    given = [key for key in ("icc_profile", "exif") if (metadata or {}).get(key)]
     if array.ndim == 3 and array.shape[-1] in (2, 4) and suffix not in ALPHA_EXTENSIONS:
         raise UserError(f"{path.name}: {suffix} files hold no alpha channel (use .png, .tif or .webp)")
     if array.dtype == np.uint16 and suffix in DEEP_EXTENSIONS:
@@ -306,23 +370,30 @@ def save_image(path, array):
 
         if array.ndim == 3 and array.shape[-1] == 2 and suffix == ".png":
             encoded = _png_gray_alpha16(array)  # OpenCV writes no 16-bit gray + alpha
-            atomic_write(path, lambda f: f.write(encoded))
-            return
+            atomic_write(path, lambda f: f.write(encoded), overwrite=overwrite)
+            return given
         if array.ndim == 3 and array.shape[-1] == 2:  # a TIFF: gray + alpha kept as RGBA
             array = array[..., [0, 0, 0, 1]]
         bgr = array[..., [2, 1, 0, 3][: array.shape[-1]]] if array.ndim == 3 else array
         ok, encoded = cv2.imencode(suffix, np.ascontiguousarray(bgr))
         if not ok:
             raise UserError(f"cannot encode a 16-bit image as {suffix}")
-        atomic_write(path, lambda f: f.write(encoded.tobytes()))
-        return
-    if array.dtype == np.uint16:
-        array = np.round(array / 257.0).astype(np.uint8)
-    elif array.dtype != np.uint8:
-        array = np.round(np.clip(np.nan_to_num(array.astype(np.float64)), 0.0, 1.0) * 255.0)
-        array = array.astype(np.uint8)
+        atomic_write(path, lambda f: f.write(encoded.tobytes()), overwrite=overwrite)
+        return given  # OpenCV's encoder writes no profile or EXIF
+    if keep_float and array.dtype.kind == "f" and array.ndim == 2 and suffix in (".tif", ".tiff"):
+        picture = Image.fromarray(array.astype(np.float32), "F")
+    else:
+        if array.dtype == np.uint16:
+            array = np.round(array / 257.0).astype(np.uint8)
+        elif array.dtype != np.uint8:
+            array = np.round(np.clip(np.nan_to_num(array.astype(np.float64)), 0.0, 1.0) * 255.0)
+            array = array.astype(np.uint8)
+        picture = Image.fromarray(array)
     image_format = Image.registered_extensions()[suffix]
-    atomic_write(path, lambda f: Image.fromarray(array).save(f, format=image_format))
+    kept = [key for key in given if key in METADATA_FORMATS.get(image_format, ())]
+    options = {key: metadata[key] for key in kept}
+    atomic_write(path, lambda f: picture.save(f, format=image_format, **options), overwrite=overwrite)
+    return [key for key in given if key not in kept]
 
 
 def _png_gray_alpha16(array):
@@ -342,10 +413,13 @@ def _png_gray_alpha16(array):
             + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + chunk(b"IEND", b""))
 
 
-def atomic_write(path, write):
+def atomic_write(path, write, overwrite=True):
     """Calls `write(binary_file)` on a temporary file, then moves it to `path`.
 
     On any error the temporary file is removed and `path` is left untouched.
+    `overwrite=False` creates `path` exclusively (a hard link, which fails if
+    the name exists): a file that appeared since the caller checked, e.g.
+    one written by a second run into the same folder, is never replaced.
     """
     path = Path(path)
     if not path.parent.is_dir():
@@ -355,12 +429,33 @@ def atomic_write(path, write):
         with os.fdopen(handle, "wb") as f:
             write(f)
         os.chmod(temporary, _final_mode(path))
-        os.replace(temporary, path)
+        if overwrite:
+            os.replace(temporary, path)
+        else:
+            _link_exclusively(temporary, path)
     except BaseException as error:
         if os.path.exists(temporary):
             os.unlink(temporary)
         _raise_write_error(path, error)
         raise
+
+
+def _link_exclusively(temporary, path):
+    """Gives the finished `temporary` file the name `path` unless that name exists."""
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        raise UserError(f"{path} exists (another run wrote it meanwhile?); pass --overwrite "
+                        "to replace it") from None
+    except OSError:  # a file system without hard links: claim the name, then fill it
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            raise UserError(f"{path} exists (another run wrote it meanwhile?); pass --overwrite "
+                            "to replace it") from None
+        os.replace(temporary, path)
+        return
+    os.unlink(temporary)
 
 
 def _final_mode(path):

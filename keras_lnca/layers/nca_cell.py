@@ -36,6 +36,9 @@ class NCACell(keras.layers.Layer):
 
     # How far (in cells) one step reads around a cell.
     radius = 1
+    # State-sized buffers a cell holds during a step (state, perception,
+    # hidden layer, update, new state): the memory estimate of `restore`.
+    memory_factor = 8
 
     def __init__(self, input_channels, **kwargs):
         super().__init__(**kwargs)

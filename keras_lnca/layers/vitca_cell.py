@@ -55,6 +55,10 @@ class ViTCACell(NCACell):
         Automata", NeurIPS 2022; Menta et al., arXiv:2403.15525.
     """
 
+    # Attention over each cell's neighbourhood holds keys, values and weights
+    # per head: more state-sized buffers than a convolution rule.
+    memory_factor = 24
+
     def __init__(
         self,
         input_channels,

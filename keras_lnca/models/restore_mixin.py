@@ -3,7 +3,29 @@
 import numpy as np
 
 from keras_lnca import image_io
+from keras_lnca import tiling
 from keras_lnca.models.checks import check_restore_arguments
+
+# What one forward pass of `restore` may take unless told otherwise (MB).
+DEFAULT_MEMORY_BUDGET_MB = 2048.0
+
+
+def memory_budget(megabytes=None):
+    """The memory budget of `restore` in bytes: `megabytes`, else the
+    `LNCA_MEMORY_BUDGET_MB` environment variable, else the default."""
+    import math
+    import os
+
+    source = "memory_budget_mb"
+    if megabytes is None:
+        megabytes, source = os.environ.get("LNCA_MEMORY_BUDGET_MB", DEFAULT_MEMORY_BUDGET_MB), "LNCA_MEMORY_BUDGET_MB"
+    try:
+        value = float(megabytes)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(megabytes, bool) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"`{source}` must be a positive number of megabytes, got {megabytes!r}.")
+    return value * 2**20
 
 
 class RestoreMixin:
@@ -17,7 +39,7 @@ class RestoreMixin:
     """
 
     def restore(self, image, steps=None, tile=None, batch_size=1, tolerance=None,
-                noise_level=None):
+                noise_level=None, memory_budget_mb=None, progress=False):
         """Restores images given as numpy arrays or PIL images.
 
         Args:
@@ -27,7 +49,11 @@ class RestoreMixin:
                 to a colour model (and the reverse) is converted, with a warning.
             steps: int, NCA steps (defaults to `inference_steps`).
             tile: int, restore in overlapping tiles of this size (bounded
-                memory for huge images); None restores in one piece.
+                memory for huge images). None restores in one piece when the
+                estimated memory (`inference_bytes_per_pixel`) fits
+                `memory_budget_mb`, else in the largest tiles that fit. A tile
+                smaller than the context each tile reads (the receptive
+                radius) is raised to it, with a warning.
             batch_size: int, images per forward pass for `(N, H, W, C)` input.
             tolerance: float, stop before `steps` once the mean absolute
                 update of a step falls below it (anytime restoration).
@@ -37,12 +63,19 @@ class RestoreMixin:
                 estimates one level per image
                 (`keras_lnca.degradations.estimate_noise_level`). Other
                 models take none.
+            memory_budget_mb: what the forward pass may take, in MB (default:
+                the `LNCA_MEMORY_BUDGET_MB` environment variable, else
+                `DEFAULT_MEMORY_BUDGET_MB`). The image's own arrays (input,
+                output, conversions: about 40 bytes per pixel and channel)
+                come on top.
+            progress: show a progress bar over the tiles of a tiled restoration.
 
         Returns:
             A numpy array of the input's shape and dtype family (uint8 in,
             uint8 out; float in, float32 out).
         """
         check_restore_arguments(steps, tile, batch_size, tolerance)
+        budget = memory_budget(memory_budget_mb)
         if noise_level is not None and not self.noise_map:
             raise ValueError(
                 "This model does not take a noise level (it was trained without a noise map); "
@@ -51,18 +84,33 @@ class RestoreMixin:
         batch, restore_like = image_io.to_batch(image, self.channels, self.grid_factor)
         batch = self.model_input(batch, noise_level, restore_like.size)
         steps = self.inference_steps if steps is None else int(steps)
+        tile = tiling.choose_tile(self, batch.shape, steps, tile, budget, batch_size)
         if tile:
-            from keras_lnca import tiling
-
-            restored = tiling.restore_tiled(self, batch, steps=steps, tile=int(tile), tolerance=tolerance)
+            restored = tiling.restore_tiled(self, batch, steps=steps, tile=tile, tolerance=tolerance,
+                                            progress=progress)
         else:
             restored = self.predict_with_steps(batch, steps, batch_size, tolerance)
+        del batch
         if not np.all(np.isfinite(restored)):
             raise ValueError(
                 "The model's output holds NaN or infinite values: its weights are broken "
                 "(a diverged training run?); nothing was restored."
             )
         return restore_like(restored)
+
+    def inference_bytes_per_pixel(self):
+        """An upper estimate of the bytes per image pixel a forward pass holds.
+
+        Each cell of the automaton's grid holds `cell.memory_factor` buffers
+        of the state's size during a step (state, perception, hidden layer,
+        update), one grid per pass (a colour model restoring its channels as
+        gray images makes three); the pixel side holds about eight input-sized
+        buffers (input, codec, output). A quarter more covers the framework's
+        own buffers: `lnca benchmark large` measures the real figure.
+        """
+        passes = self.channels // self.pass_channels
+        cells = passes * self.nca.cell.memory_factor * self.state_channels / self.grid_factor**2
+        return int(4 * 1.25 * (cells + 8 * self.input_channels))
 
     def model_input(self, batch, noise_level=None, size=None):
         """A float image batch `(N, H, W, C)` as this model takes it.
