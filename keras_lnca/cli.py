@@ -107,6 +107,18 @@ def _printable_names():
             stream.reconfigure(errors="backslashreplace")
 
 
+def _one_line_warnings(command):
+    """A Python warning during a command prints as one line, as errors and notes do."""
+    import warnings
+
+    from keras_lnca.errors import first_line
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"lnca {command}: warning: {first_line(message)}", file=sys.stderr)
+
+    warnings.showwarning = show
+
+
 def _terminate(signum, frame):
     raise KeyboardInterrupt("terminated")
 
@@ -129,6 +141,7 @@ def main(argv=None):
         return 2
     # SIGTERM ends a command like Ctrl-C: temporary files are removed on the way out.
     signal.signal(signal.SIGTERM, _terminate)
+    _one_line_warnings(args.command)
     # A command's `check(args)` catches what needs no Keras (missing files,
     # bad options) before the seconds a framework import takes.
     check = getattr(importlib.import_module(f"keras_lnca.commands.{args.command}"), "check", None)

@@ -147,3 +147,12 @@ def test_a_tile_below_the_context_is_raised_with_a_warning(gray_model):
     with pytest.warns(UserWarning, match="context on every side"):
         out = gray_model.restore(image, tile=8)
     np.testing.assert_allclose(out, gray_model.restore(image), atol=1e-5)
+
+
+def test_cli_warnings_are_one_line(tmp_path):
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "in.png")
+    result = _lnca("restore", "in.png", "-o", "out.png", "--tile", "8", "--noise-level", "5", cwd=tmp_path)
+    err = result.stderr.decode()
+    assert result.returncode == 0, err
+    assert "lnca restore: warning: Tiles of 8 pixels would each read" in err
+    assert "UserWarning" not in err and err.count("\n") == 1, err
