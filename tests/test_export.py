@@ -285,3 +285,30 @@ def test_cli_export_bad_input(model_file, tmp_path, capsys, argv, message):
     assert err.startswith("lnca export: error:")
     assert (tmp_path / "existing.tflite").read_bytes() == b"keep"
     assert not (tmp_path / "out.tflite").exists()
+
+
+def test_sigterm_during_export_leaves_nothing_behind(tmp_path):
+    """SIGTERM while the SavedModel is being written: the half-written folder beside the
+    output and the temporary folders are removed, and the command says it was interrupted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out, scratch = tmp_path / "out", tmp_path / "tmp"
+    out.mkdir()
+    scratch.mkdir()
+    env = dict(os.environ, TMPDIR=str(scratch), TF_CPP_MIN_LOG_LEVEL="2")
+    command = [sys.executable, "-c", "import sys; from keras_lnca.cli import main; sys.exit(main())",
+               "export", "--preset", "lnca_denoise_gray_s25", "--format", "saved_model", "-o", str(out / "m")]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while process.poll() is None and not any(out.iterdir()) and time.time() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the export finished before its temporary folder was seen"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and err.strip() == "lnca export: interrupted", err[-2000:]
+    assert list(out.iterdir()) == []
+    assert [p.name for p in scratch.iterdir() if p.name.startswith("lnca_export_")] == []
