@@ -15,8 +15,8 @@ import numpy as np
 
 import keras_lnca as kl
 from keras_lnca import figures
-from keras_lnca.samples import DEMO_SIGMA
-from keras_lnca.samples import demo_image
+from keras_lnca.shipped_image import DEMO_SIGMA
+from keras_lnca.shipped_image import demo_image
 
 
 def main(argv=None):

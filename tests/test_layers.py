@@ -229,3 +229,18 @@ class TestDepthToSpace(TestCase):
             (2, 8, 6, 3), run_training_check=False,  # no weights
         )
         assert not up.weights
+
+
+def test_every_cell_reads_perceive_then_update():
+    """One step is the paper's perceive -> update -> mask -> residual in every cell: each
+    implements both hooks, and none replaces the step that joins them."""
+    import inspect
+
+    from keras_lnca import layers
+
+    cells = [c for c in vars(layers).values()
+             if inspect.isclass(c) and issubclass(c, layers.NCACell) and c is not layers.NCACell]
+    assert len(cells) >= 4, cells
+    for cell in cells:
+        assert "perceive" in vars(cell) and "update" in vars(cell), cell.__name__
+        assert "compute_update" not in vars(cell) and "call" not in vars(cell), cell.__name__

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from keras_lnca import memory_probe
-from keras_lnca.profiler_callback import ProfilerCallback
+from keras_lnca.callbacks.profiler_callback import ProfilerCallback
 
 SLEEP = 0.05  # seconds per forward pass of the sleeping model
 BATCH = 8

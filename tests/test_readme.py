@@ -176,7 +176,7 @@ def test_readme_degradation_specs_are_tested():
 
 def write_crops(folder, count=8, size=48):
     """`count` gray crops of the shipped demo image."""
-    from keras_lnca.samples import demo_image
+    from keras_lnca.shipped_image import demo_image
 
     folder.mkdir(parents=True)
     clean = demo_image(1)[..., 0]

@@ -198,10 +198,10 @@ class StepTrajectory:
             (a list of floats), `update_magnitude` their mean, `seconds` the
             time since the encoder started.
         """
-        from keras_lnca import image_io
+        from keras_lnca.models import image_batches
 
         model = self.model
-        batch, restore_like = image_io.to_batch(image, model.channels, model.grid_factor)
+        batch, restore_like = image_batches.to_batch(image, model.channels, model.grid_factor)
         height, width = batch.shape[1:3]
         batch = model.model_input(batch, noise_level, restore_like.size)
         start = time.perf_counter()

@@ -8,7 +8,7 @@ import numpy as np
 from keras_lnca.commands import arguments
 from keras_lnca.commands.outputs import check_output
 
-from keras_lnca.samples import DEMO_SIGMA as SIGMA
+from keras_lnca.shipped_image import DEMO_SIGMA as SIGMA
 
 DEFAULT_PRESET = "lnca_denoise_gray_s25"
 
@@ -46,7 +46,7 @@ def grid_png(path, panels, labels=None, zoom=None):
 def run(args):
     from keras_lnca import evaluation
     from keras_lnca.models import presets
-    from keras_lnca.samples import demo_image
+    from keras_lnca.shipped_image import demo_image
     from keras_lnca.models.lnca import LNCA
 
     output = pathlib.Path(args.output)

@@ -1,8 +1,8 @@
 import keras
 from keras import ops
 
+from keras_lnca.layers.flops import activation_cost
 from keras_lnca.layers.nca_cell import NCACell
-from keras_lnca.layers.nca_cell import activation_cost
 
 
 @keras.saving.register_keras_serializable(package="keras_lnca")
@@ -108,7 +108,7 @@ class ConvCell(NCACell):
         )
         self.head.build(shape[:-1] + (width,))
 
-    def perceive(self, state):
+    def perceive(self, state, training=None):
         """The cell's own state and learned filters of its neighbourhood."""
         return ops.concatenate([state] + [conv(state) for conv in self.perception], axis=-1)
 

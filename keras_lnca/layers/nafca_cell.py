@@ -1,9 +1,9 @@
 import keras
 from keras import ops
 
-from keras_lnca.layers.nca_cell import LAYER_NORM_COST
+from keras_lnca.layers.flops import dense_flops
+from keras_lnca.layers.flops import LAYER_NORM_COST
 from keras_lnca.layers.nca_cell import NCACell
-from keras_lnca.layers.nca_cell import dense_flops
 
 
 @keras.saving.register_keras_serializable(package="keras_lnca")
@@ -124,14 +124,19 @@ class NAFCACell(NCACell):
     def _dropout(self, x, training):
         return self.drop(x, training=training) if self.drop is not None else x
 
-    def compute_update(self, state, training=None):
+    def perceive(self, state, training=None):
+        """The NAF block: gated spatial mixing of the neighbourhood, then its
+        feed-forward network, each with its scaled residual."""
         x = self.gated_expansion(self.expand(self.norm1(state)))
         x = x * self.spatial_gate(x)
         x = self._dropout(self.project(x), training)
         y = state + x * self.beta
         x = self.ffn_out(self.simple_gate(self.ffn_in(self.norm2(y))))
-        x = y + self._dropout(x, training) * self.gamma
-        return self.head(self.norm3(x))
+        return y + self._dropout(x, training) * self.gamma
+
+    def update(self, perception, training=None):
+        """The per-cell head: normalised features to the update."""
+        return self.head(self.norm3(perception))
 
     def flops_per_cell(self):
         width, embed = self.state_channels, self.embed_dim

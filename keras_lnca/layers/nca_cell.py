@@ -11,11 +11,12 @@ class NCACell(keras.layers.Layer):
     and are never changed; the rule updates the others. One step is the
     paper's:
 
-    1. perceive: `perception = self.perceive(state)`, what a cell sees of
-       its neighbourhood;
-    2. update: `update = self.update(perception)`, the per-cell rule (steps 1
-       and 2 together are `compute_update`; a cell whose perception and
-       update do not separate overrides `compute_update` instead);
+    1. perceive: `perception = self.perceive(state)`, the features a cell
+       gathers from its neighbourhood (learned or Sobel filters, a NAF block,
+       local attention);
+    2. update: `update = self.update(perception)`, the per-cell map from those
+       features to the change of its out and hidden channels (steps 1 and 2
+       together are `compute_update`; every cell implements both hooks);
     3. stochastic mask: the update is multiplied by `update_mask` (1 where a
        cell fires this step, 0 elsewhere), drawn by the caller before the loop;
     4. residual: `new = state + update` on the out and hidden channels.
@@ -58,8 +59,8 @@ class NCACell(keras.layers.Layer):
         """Creates the rule's weights; `self.update_channels` is known."""
         raise NotImplementedError
 
-    def perceive(self, state):
-        """What each cell sees of its neighbourhood (subclasses implement it)."""
+    def perceive(self, state, training=None):
+        """What each cell gathers from its neighbourhood (subclasses implement it)."""
         raise NotImplementedError
 
     def update(self, perception, training=None):
@@ -68,14 +69,14 @@ class NCACell(keras.layers.Layer):
 
     def compute_update(self, state, training=None):
         """Perceive the neighbourhood and return the update of out + hidden."""
-        return self.update(self.perceive(state), training=training)
+        return self.update(self.perceive(state, training=training), training=training)
 
     def flops_per_cell(self):
         """FLOPs of one step per cell (grid position); a multiply-add is 2 FLOPs.
 
         Counted analytically: dense and convolution kernels as multiply-adds,
         biases, activations, normalisations and gates per element (see
-        `ACTIVATION_COSTS`, `LAYER_NORM_COST`), and the residual add. The
+        `keras_lnca.layers.flops`), and the residual add. The
         efficiency benchmark reads it, so a new cell reports its own cost.
         """
         raise NotImplementedError(f"{type(self).__name__} does not count its FLOPs")
@@ -95,30 +96,3 @@ class NCACell(keras.layers.Layer):
         config = super().get_config()
         config.update({"input_channels": self.input_channels})
         return config
-
-
-# FLOPs per element of a layer normalisation: mean, centre, square + sum, scale, affine.
-LAYER_NORM_COST = 7
-SOFTMAX_COST = 4  # max-subtract, exp, sum, divide
-
-# FLOPs per element of the activations the cells use (for `flops_per_cell`).
-ACTIVATION_COSTS = {None: 0, "linear": 0, "relu": 1, "sigmoid": 3, "swish": 4, "silu": 4, "gelu": 5}
-
-
-def activation_cost(activation):
-    """FLOPs per element of an activation given by name."""
-    try:
-        return ACTIVATION_COSTS[activation]
-    except KeyError:
-        raise ValueError(f"No FLOP cost for activation {activation!r}.") from None
-
-
-def dense_flops(layer):
-    """FLOPs of a Dense layer (or a 1x1 convolution) at one position."""
-    fan_in, units = (int(d) for d in layer.kernel.shape[-2:])
-    kernel_taps = 1
-    for d in layer.kernel.shape[:-2]:
-        kernel_taps *= int(d)
-    bias = units if layer.use_bias else 0
-    name = getattr(layer.activation, "__name__", layer.activation)
-    return 2 * kernel_taps * fan_in * units + bias + activation_cost(name) * units

@@ -2,8 +2,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_lnca.layers.flops import dense_flops
 from keras_lnca.layers.nca_cell import NCACell
-from keras_lnca.layers.nca_cell import dense_flops
 
 _IDENTITY = np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]], "float32")
 _SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], "float32") / 8.0
@@ -53,9 +53,13 @@ class SobelCell(NCACell):
         )
         self.head.build(shape[:-1] + (self.hidden_units,))
 
-    def compute_update(self, state, training=None):
+    def perceive(self, state, training=None):
+        """Identity and Sobel x/y filters of every channel: the textbook perception."""
         kernel = ops.cast(ops.convert_to_tensor(self._perception_kernel), state.dtype)
-        perception = ops.depthwise_conv(state, kernel, strides=1, padding="same")
+        return ops.depthwise_conv(state, kernel, strides=1, padding="same")
+
+    def update(self, perception, training=None):
+        """The per-cell MLP."""
         return self.head(self.hidden(perception))
 
     def flops_per_cell(self):

@@ -4,10 +4,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_lnca.layers.nca_cell import LAYER_NORM_COST
-from keras_lnca.layers.nca_cell import SOFTMAX_COST
+from keras_lnca.layers.flops import dense_flops
+from keras_lnca.layers.flops import LAYER_NORM_COST
+from keras_lnca.layers.flops import SOFTMAX_COST
 from keras_lnca.layers.nca_cell import NCACell
-from keras_lnca.layers.nca_cell import dense_flops
 
 
 def _neighbours(x):
@@ -163,14 +163,19 @@ class ViTCACell(NCACell):
             out = out + ops.matmul(weights[:, :, :, n, :], ops.transpose(head_sum)) * v_n
         return self._dropout(block["attn_out"](out), training)
 
-    def compute_update(self, state, training=None):
+    def perceive(self, state, training=None):
+        """The transformer: embedded cells attend to their 3x3 neighbours, block by block."""
         x = self.embed(state)
         if self.positional_encoding:
             x = x + self._positions(ops.shape(state)[1], ops.shape(state)[2], x.dtype)
         for block in self.blocks:
             x = x + self._local_attention(block, block["norm_attn"](x), training)
             x = x + self._dropout(block["mlp_out"](block["mlp_in"](block["norm_mlp"](x))), training)
-        return self.head(self.norm_head(x))
+        return x
+
+    def update(self, perception, training=None):
+        """The per-cell head: normalised features to the update."""
+        return self.head(self.norm_head(perception))
 
     def flops_per_cell(self):
         embed, heads, neighbours = self.embed_dim, self.heads, 9

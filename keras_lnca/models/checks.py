@@ -2,7 +2,7 @@
 batch size, tolerance): one-line `ValueError`s before any work. A model's
 config is checked here before any variable is built, so that a model file
 cannot ask for absurd sizes or memory. Image checks are in
-`keras_lnca.image_io`."""
+`keras_lnca.models.image_batches`."""
 
 import math
 

@@ -3,20 +3,20 @@ import numpy as np
 from keras import ops
 
 from keras_lnca import backend_utils
-from keras_lnca import image_io
-from keras_lnca.layers import NCA
 from keras_lnca.layers import get_cell
+from keras_lnca.layers import NCA
+from keras_lnca.models import image_batches
 from keras_lnca.models.checks import check_model_arguments
 from keras_lnca.models.checks import check_pool
 from keras_lnca.models.input_space import InputSpace
-from keras_lnca.models.restore_mixin import RestoreMixin
-from keras_lnca.optimizers import default_optimizer
-from keras_lnca.models.losses import PIXEL_WEIGHT
 from keras_lnca.models.losses import mse
 from keras_lnca.models.losses import nca_losses
+from keras_lnca.models.losses import PIXEL_WEIGHT
 from keras_lnca.models.losses import psnr_balance
-from keras_lnca.models.sample_pool import SamplePool
+from keras_lnca.models.restore_mixin import RestoreMixin
 from keras_lnca.models.sample_pool import allocation_allowed
+from keras_lnca.models.sample_pool import SamplePool
+from keras_lnca.optimizers import default_optimizer
 
 
 
@@ -281,7 +281,7 @@ class NCAModel(RestoreMixin, keras.Model):
 
     def _restore_tensor(self, images, steps=None, tolerance=None, unroll=False):
         """The deterministic inference pipeline, for any height and width."""
-        image_io.check_image_tensor(images, self.input_channels)
+        image_batches.check_image_tensor(images, self.input_channels)
         steps = self.inference_steps if steps is None else int(steps)
         height, width = ops.shape(images)[1], ops.shape(images)[2]
         state, context = self.initial_state(images)
@@ -362,7 +362,7 @@ class NCAModel(RestoreMixin, keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         # Keras builds the metrics on the first batch before any train_step.
         degraded = x[0] if isinstance(x, (tuple, list)) else x
-        image_io.check_pairs(degraded, y, self.channels, type(self).__name__, self.input_channels)
+        image_batches.check_pairs(degraded, y, self.channels, type(self).__name__, self.input_channels)
         if isinstance(y_pred, dict):
             y, y_pred = y_pred["target"], y_pred["restored"]
         return super().compute_metrics(x, y, y_pred, sample_weight)
@@ -390,7 +390,7 @@ class NCAModel(RestoreMixin, keras.Model):
                 f"{type(self).__name__}.fit needs (degraded, clean) pairs; got inputs only."
             )
         # Mismatched channels otherwise fail deep inside a layer.
-        image_io.check_pairs(x, y, self.channels, type(self).__name__, self.input_channels)
+        image_batches.check_pairs(x, y, self.channels, type(self).__name__, self.input_channels)
         return super().train_step(*state, ((x, y), y, sample_weight))
 
     def fit(self, x=None, y=None, *args, **kwargs):
@@ -400,7 +400,7 @@ class NCAModel(RestoreMixin, keras.Model):
                 f"{type(self).__name__}.fit needs (degraded, clean) pairs; got inputs only."
             )
         if isinstance(x, np.ndarray) and isinstance(y, np.ndarray):
-            image_io.check_pairs(x, y, self.channels, type(self).__name__, self.input_channels)
+            image_batches.check_pairs(x, y, self.channels, type(self).__name__, self.input_channels)
         if x is not None and not hasattr(x, "shape") and not args:
             # A dataset or PyDataset orders its own batches (ours shuffle
             # themselves); Keras would warn that its `shuffle` is ignored.
@@ -420,7 +420,7 @@ class NCAModel(RestoreMixin, keras.Model):
             x = np.asarray(x)  # a backend tensor: the same checks as a numpy batch
         if not isinstance(x, np.ndarray):
             return super().predict(x, *args, **kwargs)
-        batch, crop = image_io.check_batch(x, self.input_channels, self.grid_factor)
+        batch, crop = image_batches.check_batch(x, self.input_channels, self.grid_factor)
         return crop(super().predict(batch, *args, **kwargs))
 
     def compile(

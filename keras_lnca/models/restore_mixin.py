@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from keras_lnca import image_io
+from keras_lnca.models import image_batches
 from keras_lnca import tiling
 from keras_lnca.models.checks import check_restore_arguments
 
@@ -81,7 +81,7 @@ class RestoreMixin:
                 "This model does not take a noise level (it was trained without a noise map); "
                 "leave `noise_level` out or use a noise-level-aware model."
             )
-        batch, restore_like = image_io.to_batch(image, self.channels, self.grid_factor)
+        batch, restore_like = image_batches.to_batch(image, self.channels, self.grid_factor)
         batch = self.model_input(batch, noise_level, restore_like.size)
         steps = self.inference_steps if steps is None else int(steps)
         tile = tiling.choose_tile(self, batch.shape, steps, tile, budget, batch_size)

@@ -2,8 +2,9 @@
 
 * `schema`: reading and checking recipe files against one schema
   (`load_recipe`, `check_recipe`, `build_model`).
-* `recipe`: running a recipe's phases with checkpoints, evaluating and
-  writing presets (`train`, `evaluate_recipe`, `write_preset`).
+* `recipe`: running a recipe's phases with checkpoints (`train`).
+* `preset_card`: evaluating a trained model and writing it with its card
+  (`evaluate_recipe`, `demo_metrics`, `write_preset`).
 * `init_from`: starting a run from a preset's or another run's weights.
 * `checkpoint`: `Checkpoint`, the per-epoch checkpoint a run resumes from.
 * `divergence`: stopping a run whose loss is no longer finite.
@@ -16,11 +17,11 @@ schedule, the phase switch, the `fit` hooks) live with the model in
 from keras_lnca.models.sample_pool import SamplePool
 from keras_lnca.training.checkpoint import Checkpoint
 from keras_lnca.training.init_from import initial_weights
-from keras_lnca.training.recipe import demo_metrics
-from keras_lnca.training.recipe import evaluate_recipe
+from keras_lnca.training.preset_card import demo_metrics
+from keras_lnca.training.preset_card import evaluate_recipe
+from keras_lnca.training.preset_card import write_preset
 from keras_lnca.training.recipe import train
 from keras_lnca.training.recipe import training_data
-from keras_lnca.training.recipe import write_preset
 from keras_lnca.training.schema import build_model
 from keras_lnca.training.schema import check_recipe
 from keras_lnca.training.schema import data_root

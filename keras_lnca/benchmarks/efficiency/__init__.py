@@ -11,7 +11,7 @@ channels, untrained weights, the same number of NCA steps for every model):
   the same on TensorFlow, JAX and PyTorch.
 * `latency_ms`: median wall time of `repeats` forward passes after `warmup`
   untimed passes, through the compiled function that `Model.predict` runs
-  on each backend (`backend_utils.compiled_forward`): `tf.function` on TensorFlow (XLA
+  on each backend (`compiled.compiled_forward`): `tf.function` on TensorFlow (XLA
   only where Keras' `jit_compile="auto"` would use it, i.e. with a GPU),
   `jax.jit` of `stateless_call` on JAX (compiled ahead of the first pass),
   eager under `torch.no_grad()` on PyTorch. The input is a numpy array and

@@ -47,7 +47,7 @@ class EfficiencyConfig:
         train_repeats, train_warmup: timed and untimed `fit` batches.
         max_side: `"extrapolate"`, `"bisect"` or `"none"`.
         jit_compile: XLA for TensorFlow's inference and train functions
-            (`"auto"`: as Keras, i.e. only with a GPU; see `backend_utils.compiled_forward`).
+            (`"auto"`: as Keras, i.e. only with a GPU; see `compiled.compiled_forward`).
         isolate: a fresh subprocess per point (False runs in this process:
             only for tests, memory figures are then not isolated).
         progress: a tqdm progress bar on stderr.

@@ -20,7 +20,7 @@ _BATCH_NORM = 2
 
 def _activation_cost(activation):
     # By name: `keras.activations.serialize` would import TensorFlow.
-    from keras_lnca.layers.nca_cell import activation_cost
+    from keras_lnca.layers.flops import activation_cost
 
     name = activation if isinstance(activation, str) else getattr(activation, "__name__", None)
     return activation_cost(name)

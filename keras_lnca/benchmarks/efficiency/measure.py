@@ -48,7 +48,7 @@ def measure_inference(
         repeats: int, timed passes; 0 runs the warm-up only (latency is
             then the first, compiling, pass).
         warmup: int >= 1, untimed passes first (the first compiles).
-        jit_compile: see `backend_utils.compiled_forward`.
+        jit_compile: see `compiled.compiled_forward`.
         seed: int, seed of the random input.
         jax_cache_dir: see `build_model`.
         memory_guard: optional callable given the baseline host bytes
@@ -82,7 +82,7 @@ def measure_inference(
     if memory_guard is not None and memory.source.startswith("process"):
         memory_guard(memory.baseline)
     start = time.perf_counter()
-    from keras_lnca.backend_utils import compiled_forward
+    from keras_lnca.benchmarks.efficiency.compiled import compiled_forward
 
     forward, jit = compiled_forward(model, steps=steps, jit_compile=jit_compile, example=images)
     compile_ms = 1000.0 * (time.perf_counter() - start)

@@ -48,7 +48,7 @@ def build_model(name, channels=3, steps=64, train_steps=(8, 32), seed=0, jax_cac
     """
     from keras_lnca.models import LNCA
     from keras_lnca.models import PixelNCA
-    from keras_lnca.backend_utils import jax_compilation_cache
+    from keras_lnca.benchmarks.efficiency.compiled import jax_compilation_cache
 
     common = dict(channels=channels, inference_steps=steps, train_steps=train_steps, seed=seed)
     if name == "lnca_nafca":
