@@ -85,6 +85,7 @@ def no_conversion_warnings(record):
 # ---------------------------------------------------------------- API
 
 
+@pytest.mark.slow  # trains or writes files: the full suite runs it
 def test_restore_rejects_unreadable_files_in_one_line(colour, tmp_path):
     for name, path in bad_image_files(tmp_path).items():
         with pytest.raises(ValueError, match=name) as error:
@@ -415,6 +416,7 @@ def write_unusual_images(folder):
     return sizes
 
 
+@pytest.mark.slow  # trains or writes files: the full suite runs it
 @pytest.mark.parametrize("channels", [1, 3])
 def test_cli_restores_odd_sizes_and_modes(gray, colour, model_files, tmp_path, capsys, channels):
     folder = tmp_path / "in"

@@ -75,6 +75,7 @@ class TestConvCell(TestCase):
         with pytest.raises(ValueError, match="mlp_layers"):
             kl.layers.ConvCell(input_channels=4, mlp_layers=0)
 
+    @pytest.mark.slow  # trains or writes files: the full suite runs it
     def test_lnca_with_conv_cell_saves_and_reloads(self, tmp_path):
         model = kl.LNCA(channels=1, cell="conv", autoencoder="space_to_depth", out_seed="input",
                         inference_steps=3, pool_image_size=16,

@@ -42,6 +42,7 @@ def test_default_lnca_is_the_papers_configuration():
     assert trainable == ae + cell
 
 
+@pytest.mark.slow  # trains or writes files: the full suite runs it
 @pytest.mark.parametrize("cell", ["nafca", "vitca", "sobel"])
 def test_lnca_fits_both_phases(cell):
     x, y = pairs(8, 16)
@@ -75,6 +76,7 @@ def test_autoencoder_phase_leaves_nca_untouched():
     assert any(not np.array_equal(a, b) for a, b in zip(ae_before, snapshot(model.encoder.weights)))
 
 
+@pytest.mark.slow  # trains or writes files: the full suite runs it
 def test_nca_phase_leaves_autoencoder_bit_identical():
     x, y = pairs(8, 16)
     model = tiny_lnca()
@@ -130,6 +132,7 @@ def test_pool_resumes_stored_state_with_its_own_target():
         np.testing.assert_array_equal(np.array(model.pool_images)[slot], images)
 
 
+@pytest.mark.slow  # trains or writes files: the full suite runs it
 def test_pool_fills_during_fit_and_is_bypassed_at_other_sizes():
     model = tiny_lnca(pool_size=8)
     model.compile()
@@ -146,6 +149,7 @@ def test_pool_fills_during_fit_and_is_bypassed_at_other_sizes():
 
 
 class TestPixelNCA(TestCase):
+    @pytest.mark.slow  # trains or writes files: the full suite runs it
     @pytest.mark.parametrize("cell", ["vitca", "sobel"])
     def test_fits_predicts_and_saves(self, cell, tmp_path):
         x, y = pairs(8, 16)
@@ -199,6 +203,7 @@ def test_restore_numpy_round_trip():
 
 
 class TestLNCA(TestCase):
+    @pytest.mark.slow  # trains or writes files: the full suite runs it
     @pytest.mark.parametrize("cell", ["nafca", "conv"])
     def test_keras_file_round_trip_after_both_phases(self, cell, tmp_path):
         x, y = pairs(8, 16)
@@ -230,6 +235,7 @@ np.savez(sys.argv[1] + "/io.npz", x=x, out=model.predict(x, verbose=0))
 """
 
 
+@pytest.mark.slow  # trains or writes files: the full suite runs it
 def test_keras_file_written_under_jax_loads_here(tmp_path):
     env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
     subprocess.run(
@@ -273,6 +279,7 @@ def test_fit_with_xla_on_tensorflow():
     assert np.isfinite(history.history["loss"][0])
 
 
+@pytest.mark.slow  # trains or writes files: the full suite runs it
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="jit on/off is a JAX test")
 @pytest.mark.parametrize("jit", [True, False])
 def test_fit_with_and_without_jit_on_jax(jit):

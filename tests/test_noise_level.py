@@ -254,6 +254,7 @@ class TestCommandLine:
 @pytest.mark.skipif(
     importlib.util.find_spec("tensorflow") is None, reason="export converts with TensorFlow"
 )
+@pytest.mark.slow  # trains or writes files: the full suite runs it
 def test_tflite_export_takes_the_noise_map_as_an_input(tmp_path):
     from keras_lnca import export
 

@@ -59,6 +59,7 @@ def restored(tmp_path_factory):
     return root / "out", result.stderr.decode()
 
 
+@pytest.mark.slow  # runs the CLI in a subprocess
 def test_icc_profile_and_exif_are_kept(restored):
     folder, _ = restored
     with Image.open(folder / "photo.png") as image:
@@ -71,12 +72,14 @@ def test_icc_profile_and_exif_are_kept(restored):
         assert image.info.get("icc_profile") == _srgb_profile()
 
 
+@pytest.mark.slow  # runs the CLI in a subprocess
 def test_frames_after_the_first_are_reported(restored):
     folder, stderr = restored
     assert "pages.tif holds 3 frames or pages; only the first is restored" in stderr
     assert (folder / "pages.tif").is_file()
 
 
+@pytest.mark.slow  # runs the CLI in a subprocess
 def test_float_gray_tiff_stays_float(restored):
     folder, stderr = restored
     with Image.open(folder / "float.tif") as image:
@@ -86,6 +89,7 @@ def test_float_gray_tiff_stays_float(restored):
     assert "float.tif holds 32-bit floats" not in stderr
 
 
+@pytest.mark.slow  # runs the CLI in a subprocess
 def test_float_to_8_bit_is_said(tmp_path):
     Image.fromarray(np.full((24, 24), 0.5, np.float32), "F").save(tmp_path / "f.tif")
     result = _lnca("restore", "f.tif", "-o", "f.png", "--noise-level", "5", cwd=tmp_path)
@@ -112,6 +116,7 @@ def test_exclusive_creation_never_replaces(tmp_path):
     assert Image.open(tmp_path / "new.png").size == (4, 4)
 
 
+@pytest.mark.slow  # runs the CLI in a subprocess
 def test_a_name_the_locale_cannot_encode_is_printed(tmp_path):
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "in.png")
     name = b"caf\xe9.png"  # Latin-1 bytes: not valid UTF-8
@@ -149,6 +154,7 @@ def test_a_tile_below_the_context_is_raised_with_a_warning(gray_model):
     np.testing.assert_allclose(out, gray_model.restore(image), atol=1e-5)
 
 
+@pytest.mark.slow  # runs the CLI in a subprocess
 def test_cli_warnings_are_one_line(tmp_path):
     Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "in.png")
     result = _lnca("restore", "in.png", "-o", "out.png", "--tile", "8", "--noise-level", "5", cwd=tmp_path)
