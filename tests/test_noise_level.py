@@ -15,6 +15,7 @@ from test_case import to_numpy
 import keras_lnca as kl
 from keras_lnca import cli
 from keras_lnca.degradations import estimate_noise_level
+from keras_lnca.degradations import estimate_noise_map
 from keras_lnca.degradations import gaussian_noise
 from keras_lnca.errors import UserError
 from keras_lnca.models import color_space
@@ -70,6 +71,34 @@ class TestEstimateNoiseLevel:
     def test_bad_input_is_a_one_line_error(self, image, message):
         with pytest.raises(UserError, match=message):
             estimate_noise_level(image)
+
+
+class TestEstimateNoiseMap:
+    def ramp(self, low=5.0, high=50.0, seed=0):
+        flat = np.full((192, 384), 0.5, "float32")
+        spread = np.linspace(low, high, 384, dtype="float32") / 255
+        return flat + np.random.default_rng(seed).normal(size=flat.shape).astype("float32") * spread
+
+    def test_uniform_noise_and_clean_images_get_one_level(self):
+        image = smooth_image(192)
+        assert np.ndim(estimate_noise_map(image)) == 0
+        noisy = gaussian_noise(image, 25, seed=0)
+        assert estimate_noise_map(noisy) == estimate_noise_level(noisy)
+
+    def test_noise_that_varies_gets_a_map_that_follows_it(self):
+        level = estimate_noise_map(self.ramp())
+        assert level.shape == (192, 384) and level.dtype == np.float32
+        left, right = level[:, :48].mean(), level[:, -48:].mean()
+        assert 4 < left < 15 and 40 < right < 55, (left, right)
+        assert np.all(np.diff(level.mean(axis=0)) >= -1e-3)  # it rises across, smoothly
+
+    def test_restore_estimates_a_map_where_the_level_varies(self):
+        model = aware()
+        image = self.ramp()
+        batch = model.model_input(image[None, ..., None])
+        told = model.model_input(image[None, ..., None], estimate_noise_map(image))
+        np.testing.assert_allclose(batch, told)
+        assert batch[0, :, -1, -1].mean() > 3 * batch[0, :, 0, -1].mean()
 
 
 class TestNoiseMapModel(TestCase):
@@ -235,6 +264,15 @@ class TestCommandLine:
         assert cli.main(["restore", str(tmp_path / "n.png"), "-o", str(tmp_path / "b.png"),
                          "--model", str(model_file), "--noise-level", "12"]) == 0
         assert "sigma 12.0 (given)" in capsys.readouterr().out
+
+    def test_restore_prints_the_range_of_an_estimated_map(self, model_file, tmp_path, capsys):
+        ramp = TestEstimateNoiseMap().ramp()
+        Image.fromarray(np.round(np.clip(ramp, 0, 1) * 255).astype("uint8")).save(tmp_path / "r.png")
+        assert cli.main(["restore", str(tmp_path / "r.png"), "-o", str(tmp_path / "a.png"),
+                         "--model", str(model_file)]) == 0
+        out = capsys.readouterr().out
+        low, high = (float(v) for v in out.split("sigma ")[1].split(" (a map)")[0].split(" to "))
+        assert low < 15 and high > 40 and "(a map) (estimated)" in out, out
 
     def test_evaluate_rows_told_and_estimated(self, model_file, tmp_path, capsys):
         for i in range(2):

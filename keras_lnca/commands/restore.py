@@ -207,7 +207,7 @@ def _restore_one(source, target, model, name, args):
     from keras_lnca.data.io import convert_channels
     from keras_lnca.data.io import read_metadata
     from keras_lnca.data.io import read_with_alpha
-    from keras_lnca.degradations import estimate_noise_level
+    from keras_lnca.degradations import estimate_noise_map
 
     began = time.perf_counter()
     array, alpha, scale = read_with_alpha(source)  # decoded once, at its own depth
@@ -221,7 +221,7 @@ def _restore_one(source, target, model, name, args):
     if model.noise_map:
         level, how = args.noise_level, "given"
         if level is None:
-            level, how = estimate_noise_level(image.astype("float32") / scale), "estimated"
+            level, how = estimate_noise_map(image.astype("float32") / scale), "estimated"
     try:
         restored = model.restore(image, steps=args.steps, tile=args.tile, noise_level=level,
                                  memory_budget_mb=args.memory_budget, progress=not args.quiet)
@@ -243,6 +243,15 @@ def _restore_one(source, target, model, name, args):
     for note in notes:
         print(f"lnca restore: note: {note}", file=sys.stderr)
     if not args.quiet:
-        sigma = "" if level is None else f", sigma {level:.1f} ({how})"
+        sigma = "" if level is None else f", sigma {_level_text(level)} ({how})"
         print(f"{source.name}: {pathlib.Path(name).name}{sigma}, "
               f"{time.perf_counter() - began:.2f} s -> {target}")
+
+
+def _level_text(level):
+    """`"25.0"`, or `"8.1 to 44.6 (a map)"` for a level that varies across the image."""
+    import numpy as np
+
+    if np.ndim(level) == 0:
+        return f"{float(level):.1f}"
+    return f"{float(np.min(level)):.1f} to {float(np.max(level)):.1f} (a map)"

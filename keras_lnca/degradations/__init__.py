@@ -26,6 +26,7 @@ from keras_lnca.degradations.degradation import Degradation
 from keras_lnca.degradations.degradation import degrade_for_eval
 from keras_lnca.degradations.degradation import parse
 from keras_lnca.degradations.estimate import estimate_noise_level
+from keras_lnca.degradations.estimate import estimate_noise_map
 from keras_lnca.degradations.noise import gaussian_noise
 from keras_lnca.degradations.noise import impulse_noise
 from keras_lnca.degradations.noise import tf_gaussian_noise
@@ -37,6 +38,7 @@ __all__ = [
     "data_dir",
     "degrade_for_eval",
     "estimate_noise_level",
+    "estimate_noise_map",
     "gaussian_noise",
     "impulse_noise",
     "kernel_blur",

@@ -85,6 +85,75 @@ def estimate_noise_level(image, patch_size=PATCH_SIZE, iterations=3):
     return _estimate(array.astype(np.float64), patch_size, iterations)
 
 
+# Region side of `estimate_noise_map`, and at most this many regions (larger
+# images get larger regions).
+REGION_SIZE = 96
+MAX_REGIONS = 256
+# Region levels count as one level unless the 90th percentile is this many
+# times the 10th and at least `VARYING_GAP` (0-255 scale) above it.
+VARYING_RATIO = 1.5
+VARYING_GAP = 4.0
+
+
+def estimate_noise_map(image, region_size=REGION_SIZE):
+    """Estimates the noise level of an image, region by region where it varies.
+
+    The level is estimated (`estimate_noise_level`) on the whole image and on
+    a grid of regions of about `region_size` pixels (fewer, larger regions
+    beyond `MAX_REGIONS`). Where the regions agree (their 90th percentile
+    within `VARYING_RATIO` times the 10th, or within `VARYING_GAP`: uniform
+    noise, or a clean image whose textured regions read a little higher),
+    the whole image's level is returned; otherwise a smooth map of the
+    region levels, interpolated to every pixel, so that a model told it
+    treats each part of the image at its own level.
+
+    Args:
+        image: as for `estimate_noise_level`.
+        region_size: the side of a region in pixels.
+
+    Returns:
+        A float (one level, 0-255 scale), or a float32 `H x W` map.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_lnca.degradations import estimate_noise_map, gaussian_noise
+    >>> flat = np.full((192, 384), 0.5, "float32")
+    >>> ramp = flat + np.random.default_rng(0).normal(size=flat.shape) * np.linspace(5, 50, 384) / 255
+    >>> level = estimate_noise_map(ramp)
+    >>> level.shape, round(float(level[:, :96].mean())) < round(float(level[:, -96:].mean()))
+    ((192, 384), True)
+    """
+    whole = estimate_noise_level(image)
+    array = np.asarray(image)
+    height, width = array.shape[:2]
+    size = max(int(region_size), int(np.ceil(np.sqrt(height * width / MAX_REGIONS))), 2 * PATCH_SIZE)
+    rows, cols = max(1, round(height / size)), max(1, round(width / size))
+    if rows * cols < 2:
+        return whole
+    top = np.linspace(0, height, rows + 1).astype(int)
+    left = np.linspace(0, width, cols + 1).astype(int)
+    levels = np.array([[estimate_noise_level(array[top[i]:top[i + 1], left[j]:left[j + 1]])
+                        for j in range(cols)] for i in range(rows)], np.float32)
+    low, high = np.percentile(levels, [10, 90])
+    if high <= VARYING_RATIO * low or high - low <= VARYING_GAP:
+        return whole
+    return _interpolate(levels, height, width)
+
+
+def _interpolate(levels, height, width):
+    """Region levels (one per region centre) bilinearly spread over `height x width`."""
+    rows, cols = levels.shape
+    y = np.clip((np.arange(height) + 0.5) * rows / height - 0.5, 0, rows - 1)
+    x = np.clip((np.arange(width) + 0.5) * cols / width - 0.5, 0, cols - 1)
+    y0, x0 = np.floor(y).astype(int), np.floor(x).astype(int)
+    y1, x1 = np.minimum(y0 + 1, rows - 1), np.minimum(x0 + 1, cols - 1)
+    wy, wx = (y - y0)[:, None], (x - x0)[None, :]
+    top = levels[y0][:, x0] * (1 - wx) + levels[y0][:, x1] * wx
+    bottom = levels[y1][:, x0] * (1 - wx) + levels[y1][:, x1] * wx
+    return (top * (1 - wy) + bottom * wy).astype(np.float32)
+
+
 # Orthonormal opponent transform (columns): luma, and two chroma differences.
 _OPPONENT = np.array([[1, 1, 1], [1, 0, -1], [1, -2, 1]], np.float64).T / np.sqrt([3.0, 2.0, 6.0])
 

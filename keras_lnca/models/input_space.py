@@ -3,7 +3,7 @@
 import numpy as np
 from keras import ops
 
-from keras_lnca.degradations import estimate_noise_level
+from keras_lnca.degradations import estimate_noise_map
 from keras_lnca.models import color_space as color_space_lib
 
 # Noise levels are on the 0-255 scale.
@@ -117,16 +117,19 @@ def noise_level_map(noise_level, batch, height, width):
     `batch` is the float `(N, H', W', C)` batch `restore` built (edge-padded
     to at least the cell size); `height` and `width` are the image's own
     size. `noise_level` (0-255 scale) is None (estimated per image with
-    `keras_lnca.degradations.estimate_noise_level`), a number, or a map of
+    `keras_lnca.degradations.estimate_noise_map`: one level, or a map where
+    the level varies across the image), a number, or a map of
     the image's size: `(H, W)`, `(H, W, 1)` or `(N, H, W)` / `(N, H, W, 1)`.
     A map is edge-padded as the image was.
     """
     n, padded_h, padded_w = batch.shape[:3]
     if noise_level is None:
-        levels = np.array(
-            [estimate_noise_level(image[:height, :width]) for image in batch], np.float32
-        )
-        return np.broadcast_to(levels[:, None, None, None] / 255.0, (n, padded_h, padded_w, 1))
+        estimates = [estimate_noise_map(image[:height, :width]) for image in batch]
+        if all(np.ndim(level) == 0 for level in estimates):  # one level per image
+            levels = np.clip(np.array(estimates, np.float32), 0, MAX_NOISE_LEVEL)
+            return np.broadcast_to(levels[:, None, None, None] / 255.0, (n, padded_h, padded_w, 1))
+        noise_level = np.clip(np.stack([np.broadcast_to(np.float32(level), (height, width))
+                                        for level in estimates]), 0, MAX_NOISE_LEVEL)
     if isinstance(noise_level, bool):
         raise ValueError(f"`noise_level` must be a number or a map, got {noise_level!r}.")
     level = np.asarray(noise_level, dtype=np.float32)

@@ -60,8 +60,8 @@ class RestoreMixin:
             noise_level: a noise-level-aware model's (`noise_map=True`) noise
                 level on the 0-255 scale: a number, or a map of the image's
                 height and width (noise that varies across the image); None
-                estimates one level per image
-                (`keras_lnca.degradations.estimate_noise_level`). Other
+                estimates it per image: one level, or a map where the level
+                varies across the image (`keras_lnca.degradations.estimate_noise_map`). Other
                 models take none.
             memory_budget_mb: what the forward pass may take, in MB (default:
                 the `LNCA_MEMORY_BUDGET_MB` environment variable, else
