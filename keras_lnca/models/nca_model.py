@@ -13,22 +13,11 @@ from keras_lnca.models.losses import mse
 from keras_lnca.models.losses import nca_losses
 from keras_lnca.models.losses import PIXEL_WEIGHT
 from keras_lnca.models.losses import psnr_balance
+from keras_lnca.models.restore_mixin import PredictFunctions
 from keras_lnca.models.restore_mixin import RestoreMixin
 from keras_lnca.models.sample_pool import allocation_allowed
 from keras_lnca.models.sample_pool import SamplePool
 from keras_lnca.optimizers import default_optimizer
-
-
-
-class _FunctionCache:
-    """Compiled predict functions per (steps, tolerance).
-
-    A plain object, so that TensorFlow's object tracking (SavedModel export)
-    does not try to save the dict it holds.
-    """
-
-    def __init__(self):
-        self.functions = {}
 
 
 class NCAModel(RestoreMixin, keras.Model):
@@ -129,11 +118,10 @@ class NCAModel(RestoreMixin, keras.Model):
         # Whether build() allocates the pool: not for a model loaded to restore only.
         self.has_pool = self.pool_size > 0 and allocation_allowed()
         if self.has_pool:  # bounded before build() allocates it
-            grid = self.pool_image_size // self.grid_factor
-            check_pool(self.pool_size, self.pool_image_size, self.pass_channels + int(self.noise_map),
-                       grid, self.state_channels)
+            images, states = self._pool_shapes()
+            check_pool(self.pool_size, images[0], images[2], states[0], states[2])
         self._compile_args = None
-        self._predict_cache = _FunctionCache()
+        self._predict_cache = PredictFunctions()
         self.phase = None
         self._apply_phase(phase or self.phases[0])
 
@@ -189,14 +177,19 @@ class NCAModel(RestoreMixin, keras.Model):
     def state_channels(self):
         return self.fixed_channels + self.cell_input_channels + self.hidden_channels
 
+    def _pool_shapes(self):
+        """Shapes of one pool entry: its image (with the noise map) and its cell state."""
+        size, grid = self.pool_image_size, self.pool_image_size // self.grid_factor
+        return (size, size, self.pass_channels + int(self.noise_map)), (grid, grid, self.state_channels)
+
     def _build_core(self):
         self.nca.build((None, None, None, self.state_channels))
         if self.has_pool:
-            size, grid = self.pool_image_size, self.pool_image_size // self.grid_factor
+            images, states = self._pool_shapes()
             self.sample_pool = SamplePool(
                 self.pool_size,
-                (size, size, self.pass_channels + int(self.noise_map)),
-                (grid, grid, self.state_channels),
+                images,
+                states,
                 rate=self.pool_rate,
                 state_limit=self.pool_state_limit,
                 dtype=self.variable_dtype,

@@ -28,6 +28,17 @@ def memory_budget(megabytes=None):
     return value * 2**20
 
 
+class PredictFunctions:
+    """The compiled predict functions of `predict_with_steps`, per (steps, tolerance).
+
+    A plain object, so that TensorFlow's object tracking (SavedModel export)
+    does not try to save the dict it holds.
+    """
+
+    def __init__(self):
+        self.functions = {}
+
+
 class RestoreMixin:
     """What a user calls on a trained model with numpy arrays, PIL images or files.
 

@@ -95,8 +95,8 @@ class Checkpoint:
                 if path.name not in keep and not path.name.startswith("."):
                     path.unlink(missing_ok=True)
 
-    def restore(self, model):
-        """Loads the last complete epoch's state; returns the epochs already done."""
+    def resume(self, model):
+        """Loads the last complete epoch's state into `model`; returns the epochs already done."""
         done = self.phase_progress()["epochs"]
         files = self.files()
         if not done or not (files["weights"].exists() and files["optimizer"].exists()):

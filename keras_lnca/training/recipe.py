@@ -132,7 +132,7 @@ def _run_phases(recipe, run_dir, model, verbose, log, extra_callbacks, snapshot)
             total_steps = max(1, epochs * len(dataset))
             warmup = int(compile_args.get("warmup_steps", 0))
             model.compile(decay_steps=max(1, total_steps - warmup), **compile_args)
-            initial_epoch = checkpoint.restore(model)
+            initial_epoch = checkpoint.resume(model)
             if snapshot:
                 log(f"phase {name}: snapshot after epoch {initial_epoch} of {epochs}")
                 summary["phases"].append(_phase_summary(recipe, name, initial_epoch, checkpoint, run_dir))
