@@ -306,6 +306,32 @@ def test_curriculum_values():
         D.Curriculum("impulse", 0.5, 1.5)
 
 
+def test_paper_curriculum_follows_the_official_code():
+    """`Utils/trainer_utils.py`: epoch e of E uses clip(e / E * range, a_min, a_max), with
+    range 1 for impulse p and 15 for the motion size, truncated to an integer."""
+    impulse = D.Curriculum("impulse", epochs=10, schedule="paper")
+    assert [impulse.value(e) for e in range(11)] == pytest.approx(
+        [0.25, 0.25, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.75, 0.75]
+    )
+    motion = D.Curriculum("motion", epochs=10, schedule="paper")
+    assert [motion.value(e) for e in range(10)] == [4, 4, 4, 4, 6, 7, 9, 10, 10, 10]
+    with pytest.raises(UserError, match="no scale for gaussian"):
+        D.Curriculum("gaussian", 5, 50, schedule="paper")
+    with pytest.raises(UserError, match="unknown curriculum schedule"):
+        D.Curriculum("impulse", schedule="cosine")
+
+
+def test_a_curriculum_from_a_range_spec():
+    curriculum = D.Curriculum.from_spec("impulse:0.25-0.75:30", 10, "paper")
+    assert (curriculum.start, curriculum.stop, curriculum.sigma) == (0.25, 0.75, 30.0)
+    curriculum.set_epoch(5)
+    assert curriculum.spec == "impulse:0.5:30"
+    assert D.Curriculum.from_spec("gaussian:5-55", 3).value(2) == 55
+    for spec in ("impulse:0.5", "gaussian:5-10,impulse:0.1-0.2", "blur:levin09", "ramp:5-50"):
+        with pytest.raises(UserError, match="one impulse, motion or gaussian stage with a LOW-HIGH range"):
+            D.Curriculum.from_spec(spec, 3)
+
+
 def test_curriculum_variable_steers_the_tf_path(tf):
     curriculum = D.Curriculum("impulse", 0.0, 1.0, epochs=2)
     x = np.full((2, 32, 32, 1), 0.5, np.float32)

@@ -149,6 +149,10 @@ def test_a_damaged_finished_phase_says_what_to_delete(tmp_path):
         (lambda r: r.update(seed=2**70), "'seed' must be from 0"),
         (lambda r: r["model"].update(hidden_channels=10**6), "`hidden_channels` must be between"),
         (lambda r: r["model"].update(cell=5), "bad model arguments"),
+        (lambda r: r["data"].update(curriculum="paper"), "data 'curriculum': a curriculum needs one impulse"),
+        (lambda r: r["data"].update(degradation="impulse:0.1-0.5", curriculum="cosine"),
+         "unknown curriculum schedule"),
+        (lambda r: r["data"].update(curriculum=True), "'curriculum' must be a string"),
     ],
 )
 def test_bad_recipes_fail_in_one_line_before_any_work(tmp_path, capsys, change, message):
@@ -165,6 +169,20 @@ def test_bad_recipes_fail_in_one_line_before_any_work(tmp_path, capsys, change, 
     assert code == 2 and message in err, err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def test_a_curriculum_recipe_raises_the_level_each_epoch_as_the_paper_does(tmp_path):
+    """`data.curriculum: "paper"`: each phase's epochs ramp the range as the official code does,
+    and the CSV log records each epoch's level."""
+    recipe = _smoke_recipe([{"phase": "nca", "epochs": 4}], autoencoder="space_to_depth", pool_size=0)
+    recipe["data"].update(degradation="impulse:0.25-0.75", curriculum="paper")
+    training.check_recipe(recipe)
+    quiet = dict(verbose=0, log=lambda *a: None)
+    training.train(recipe, tmp_path / "run", **quiet)
+    rows = (tmp_path / "run" / "log_nca.csv").read_text().splitlines()
+    column = rows[0].split(",").index("curriculum_impulse")
+    levels = [float(row.split(",")[column]) for row in rows[1:]]
+    assert levels == pytest.approx([0.25, 0.25, 0.5, 0.75])  # clip(e / 4, 0.25, 0.75)
 
 
 def test_init_from_a_run_copies_its_weights(tmp_path):

@@ -7,18 +7,28 @@ from keras_lnca.degradations.degradation import Degradation
 from keras_lnca.degradations.degradation import GaussianStage
 from keras_lnca.degradations.degradation import ImpulseStage
 from keras_lnca.degradations.degradation import MotionStage
+from keras_lnca.degradations.degradation import parse
 from keras_lnca.errors import UserError
 
 # The LNCA paper's schedules: impulse p 0.25 -> 0.75, motion-blur size 4 -> 10.
 PAPER_RANGES = {"impulse": (0.25, 0.75), "motion": (4, 10)}
+# The official code's form (`Utils/trainer_utils.py`, `DataGenerator`): the
+# intensity of epoch e of E is clip(e / E * scale, low, high), with scale 1
+# for impulse p and 15 for the motion-blur size (truncated to an integer).
+PAPER_SCALES = {"impulse": 1.0, "motion": 15.0}
+SCHEDULES = ("linear", "paper")
 
 
 class Curriculum:
-    """A degradation whose intensity rises linearly over the epochs.
+    """A degradation whose intensity rises over the epochs.
 
-    `value(epoch)` goes from `start` (epoch 0) to `stop` (epoch
-    `epochs - 1`) and stays at `stop` afterwards; motion-blur sizes are
-    rounded to integers. The curriculum is itself a degradation, usable
+    With `schedule="linear"` (default), `value(epoch)` goes from `start`
+    (epoch 0) to `stop` (epoch `epochs - 1`) and stays at `stop` afterwards;
+    motion-blur sizes are rounded to integers. With `schedule="paper"` it
+    follows the official LNCA code: `clip(epoch / epochs * scale, start,
+    stop)`, with the paper's scale (1 for impulse p, 15 for motion sizes,
+    which are truncated), so the first and last quarters of the epochs stay
+    at `start` and `stop`. The curriculum is itself a degradation, usable
     wherever a spec is (`folder_dataset`, `FolderPyDataset`): its numpy path
     reads the current epoch's value from a Python attribute, its TensorFlow
     path from a `tf.Variable`, so a `tf.data` map traced once follows the
@@ -34,6 +44,8 @@ class Curriculum:
         epochs: the number of epochs over which the intensity rises.
         sigma: impulse standard deviation on the 0-255 scale (impulse only).
         angle: motion direction in degrees, `None` for random (motion only).
+        schedule: `"linear"` or `"paper"` (see above; impulse and motion
+            only).
 
     Example:
 
@@ -41,11 +53,22 @@ class Curriculum:
     >>> curriculum = Curriculum("impulse", epochs=3)
     >>> [curriculum.value(e) for e in range(4)]
     [0.25, 0.5, 0.75, 0.75]
+    >>> paper = Curriculum("impulse", epochs=10, schedule="paper")
+    >>> [round(paper.value(e), 2) for e in (0, 2, 3, 5, 7, 9)]
+    [0.25, 0.25, 0.3, 0.5, 0.7, 0.75]
+
+    Reference:
+        Menta, Archetti, Matteucci, arXiv:2403.15525, and its official code
+        (`Menta99/LatentNeuralCellularAutomata`, `Utils/trainer_utils.py`).
     """
 
-    def __init__(self, kind, start=None, stop=None, epochs=10, *, sigma=51.0, angle=None):
+    def __init__(self, kind, start=None, stop=None, epochs=10, *, sigma=51.0, angle=None, schedule="linear"):
         if kind not in ("impulse", "motion", "gaussian"):
             raise UserError(f"unknown curriculum kind {kind!r}: expected impulse, motion or gaussian")
+        if schedule not in SCHEDULES:
+            raise UserError(f"unknown curriculum schedule {schedule!r}: expected {' or '.join(SCHEDULES)}")
+        if schedule == "paper" and kind not in PAPER_SCALES:
+            raise UserError(f"the paper's schedule has no scale for {kind}: use impulse or motion")
         default = PAPER_RANGES.get(kind, (None, None))
         start = default[0] if start is None else start
         stop = default[1] if stop is None else stop
@@ -59,13 +82,35 @@ class Curriculum:
         self.epochs = int(epochs)
         self.sigma = float(sigma)
         self.angle = angle
+        self.schedule = schedule
         for value in (start, stop):
             self._stage(value)  # validates the range of both ends
         self._epoch = 0
         self._variable = None
 
+    @classmethod
+    def from_spec(cls, spec, epochs, schedule="linear"):
+        """The curriculum of a one-stage range spec, e.g. `"impulse:0.25-0.75"`:
+        its intensity rises over `epochs` from the range's low end to its high end
+        instead of being drawn per crop."""
+        (stage, *more) = parse(spec).stages
+        level = {"impulse": "p", "motion": "size", "gaussian": "sigma"}.get(stage.kind)
+        value = getattr(stage, level, None) if level else None
+        if more or not isinstance(value, tuple) or type(stage) not in (ImpulseStage, MotionStage, GaussianStage):
+            raise UserError(
+                f"a curriculum needs one impulse, motion or gaussian stage with a LOW-HIGH range, got {spec!r:.60}"
+            )
+        options = {"sigma": stage.sigma} if stage.kind == "impulse" else {}
+        if stage.kind == "motion":
+            options["angle"] = stage.angle
+        return cls(stage.kind, value[0], value[1], epochs, schedule=schedule, **options)
+
     def value(self, epoch):
         """The intensity for `epoch` (0-based)."""
+        if self.schedule == "paper":
+            low, high = sorted((self.start, self.stop))
+            value = min(max(max(int(epoch), 0) / self.epochs * PAPER_SCALES[self.kind], low), high)
+            return int(value) if self.kind == "motion" else float(value)
         fraction = min(max(int(epoch), 0), self.epochs - 1) / max(self.epochs - 1, 1)
         value = self.start + (self.stop - self.start) * fraction
         return int(round(value)) if self.kind == "motion" else float(value)
@@ -144,5 +189,5 @@ class Curriculum:
     def __repr__(self):
         return (
             f"Curriculum({self.kind!r}, start={self.start}, stop={self.stop}, "
-            f"epochs={self.epochs})"
+            f"epochs={self.epochs}, schedule={self.schedule!r})"
         )

@@ -233,6 +233,11 @@ class Degradation:
         return self._spec
 
     @property
+    def stages(self):
+        """The stages in order (`GaussianStage`, `ImpulseStage`, ...)."""
+        return self._stages
+
+    @property
     def kinds(self):
         """The stage kinds in order: "gaussian", "impulse", "motion", "blur"."""
         return tuple(s.kind for s in self._stages)

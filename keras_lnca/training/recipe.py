@@ -40,13 +40,21 @@ from keras_lnca.training.schema import build_model
 from keras_lnca.training.schema import resolve_data
 from keras_lnca.training.schema import resolve_init
 
-def training_data(recipe, epoch=0):
+def training_data(recipe, epoch=0, epochs=1):
+    """The recipe's training data at `epoch`. With `data.curriculum`
+    ("linear" or "paper") the degradation's range is a `Curriculum` over the
+    phase's `epochs` instead of a level drawn per crop."""
     from keras_lnca.data import FolderPyDataset
+    from keras_lnca.degradations import Curriculum
 
     data = recipe["data"]
+    degradation = data["degradation"]
+    if data.get("curriculum"):
+        degradation = Curriculum.from_spec(degradation, max(1, int(epochs)), data["curriculum"])
+        degradation.set_epoch(epoch)
     dataset = FolderPyDataset(
         resolve_data(data["train"]),
-        data["degradation"],
+        degradation,
         crop_size=data.get("crop_size", 32),
         batch_size=data.get("batch_size", 8),
         channels=recipe["model"].get("channels", 3),
@@ -107,6 +115,7 @@ def train(recipe, run_dir, verbose="auto", log=print, extra_callbacks=(), snapsh
 def _run_phases(recipe, run_dir, model, verbose, log, extra_callbacks, snapshot):
     import keras
 
+    from keras_lnca.callbacks import CurriculumCallback
     from keras_lnca.callbacks import ProfilerCallback
     from keras_lnca.data.io import atomic_path
     from keras_lnca.training.divergence import stop_on_non_finite_loss
@@ -127,7 +136,7 @@ def _run_phases(recipe, run_dir, model, verbose, log, extra_callbacks, snapshot)
             log(f"phase {name}: already trained, loading {done}")
             model = _load_finished_phase(done, name)
         else:
-            dataset = training_data(recipe)
+            dataset = training_data(recipe, epochs=epochs)
             model.set_phase(name)
             total_steps = max(1, epochs * len(dataset))
             warmup = int(compile_args.get("warmup_steps", 0))
@@ -145,6 +154,7 @@ def _run_phases(recipe, run_dir, model, verbose, log, extra_callbacks, snapshot)
             callbacks = [
                 stop_on_non_finite_loss(checkpoint),  # first: a diverged epoch is never saved
                 _SyncDataEpoch(dataset),
+                *([CurriculumCallback(dataset.degradation)] if recipe["data"].get("curriculum") else []),
                 checkpoint_callback(checkpoint, seconds_before),
                 ProfilerCallback(batch_size=dataset.batch_size),
                 keras.callbacks.CSVLogger(str(run_dir / f"log_{name}.csv"), append=True),

@@ -27,7 +27,7 @@ RECIPE_KEYS = {
 }
 DATA_KEYS = {
     "train": str, "degradation": str, "crop_size": int, "batch_size": int,
-    "crops_per_image": (int, NONE), "clip": bool,
+    "crops_per_image": (int, NONE), "clip": bool, "curriculum": str,
 }
 COMPILE_KEYS = {"learning_rate": (int, float), "warmup_steps": int, "metrics": list}
 PHASE_KEYS = {"phase": str, "epochs": int}
@@ -119,6 +119,13 @@ def check_recipe(recipe, where="recipe"):
                       ("crops_per_image", MAX_CROPS_PER_IMAGE)):
         _check_range(f"{where}: data", key, data.get(key), 1, high)
     _check_degradation(f"{where}: data", data["degradation"])
+    if "curriculum" in data:
+        from keras_lnca.degradations import Curriculum
+
+        try:
+            Curriculum.from_spec(data["degradation"], 1, data["curriculum"])
+        except UserError as error:
+            raise UserError(f"{where}: data 'curriculum': {error}") from None
 
     compile_args = recipe.get("compile", {})
     _check_keys(f"{where}: compile", compile_args, COMPILE_KEYS)
