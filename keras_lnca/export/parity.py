@@ -153,13 +153,28 @@ def tflite_runner(path):
             current = tuple(interpreter.get_input_details()[0]["shape"])
             if current != images.shape:
                 interpreter.resize_tensor_input(source["index"], images.shape, strict=True)
-            interpreter.allocate_tensors()
+            with _native_lines_muted():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+                interpreter.allocate_tensors()
             state["shape"] = images.shape
         interpreter.set_tensor(source["index"], images)
         interpreter.invoke()
         return np.array(interpreter.get_tensor(target["index"]))
 
     return run
+
+
+def _native_lines_muted():
+    """The LiteRT runtime prints an INFO line on the stderr descriptor when it
+    applies its CPU delegate; it is dropped unless `TF_CPP_MIN_LOG_LEVEL=0`
+    asks for every native log line."""
+    import contextlib
+    import os
+
+    from keras_lnca.backend_choice import native_stderr_silenced
+
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        return contextlib.nullcontext()
+    return native_stderr_silenced()
 
 
 def saved_model_runner(path):
