@@ -1,6 +1,9 @@
 """Estimating the level of white Gaussian noise in an image (no model needed)."""
 
+import functools
+
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from keras_lnca.errors import UserError
 
@@ -10,6 +13,20 @@ PATCH_SIZE = 7
 MAX_PATCHES = 20_000
 
 
+def _one_blas_thread(function):
+    """Runs `function` with one BLAS thread. Its products are small (thousands of
+    patches x 49): several threads gain little, and on a busy machine OpenBLAS's
+    waiting threads made the estimate 5-10x slower than one thread."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with threadpool_limits(limits=1, user_api="blas"):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+@_one_blas_thread
 def estimate_noise_level(image, patch_size=PATCH_SIZE, iterations=3):
     """Estimates the standard deviation of additive white Gaussian noise.
 
@@ -57,6 +74,11 @@ def estimate_noise_level(image, patch_size=PATCH_SIZE, iterations=3):
         Blind Denoising", IEEE TIP 2013; Chen, Zhu and Heng, "An Efficient
         Statistical Method for Image Noise Level Estimation", ICCV 2015.
     """
+    return _level(image, patch_size, iterations, MAX_PATCHES)
+
+
+def _level(image, patch_size, iterations, max_patches):
+    """`estimate_noise_level` from at most `max_patches` patches per channel."""
     array = np.asarray(image)
     if array.dtype == np.uint8:
         array = array / 255.0
@@ -80,21 +102,25 @@ def estimate_noise_level(image, patch_size=PATCH_SIZE, iterations=3):
         # white noise; the median of their estimates resists texture in any one.
         opponent = array.astype(np.float64) @ _OPPONENT
         return float(np.median([
-            _estimate(opponent[..., i : i + 1], patch_size, iterations) for i in range(3)
+            _estimate(opponent[..., i : i + 1], patch_size, iterations, max_patches) for i in range(3)
         ]))
-    return _estimate(array.astype(np.float64), patch_size, iterations)
+    return _estimate(array.astype(np.float64), patch_size, iterations, max_patches)
 
 
 # Region side of `estimate_noise_map`, and at most this many regions (larger
 # images get larger regions).
 REGION_SIZE = 96
 MAX_REGIONS = 256
+# At most about this many patches per region (a 96-pixel region has 8,100; every
+# second row and column of them is plenty for a 49 x 49 covariance).
+REGION_PATCHES = 2_500
 # Region levels count as one level unless the 90th percentile is this many
 # times the 10th and at least `VARYING_GAP` (0-255 scale) above it.
 VARYING_RATIO = 1.5
 VARYING_GAP = 4.0
 
 
+@_one_blas_thread
 def estimate_noise_map(image, region_size=REGION_SIZE):
     """Estimates the noise level of an image, region by region where it varies.
 
@@ -124,7 +150,7 @@ def estimate_noise_map(image, region_size=REGION_SIZE):
     >>> level.shape, round(float(level[:, :96].mean())) < round(float(level[:, -96:].mean()))
     ((192, 384), True)
     """
-    whole = estimate_noise_level(image)
+    whole = _level(image, PATCH_SIZE, 3, MAX_PATCHES)
     array = np.asarray(image)
     height, width = array.shape[:2]
     size = max(int(region_size), int(np.ceil(np.sqrt(height * width / MAX_REGIONS))), 2 * PATCH_SIZE)
@@ -133,7 +159,7 @@ def estimate_noise_map(image, region_size=REGION_SIZE):
         return whole
     top = np.linspace(0, height, rows + 1).astype(int)
     left = np.linspace(0, width, cols + 1).astype(int)
-    levels = np.array([[estimate_noise_level(array[top[i]:top[i + 1], left[j]:left[j + 1]])
+    levels = np.array([[_level(array[top[i]:top[i + 1], left[j]:left[j + 1]], PATCH_SIZE, 3, REGION_PATCHES)
                         for j in range(cols)] for i in range(rows)], np.float32)
     low, high = np.percentile(levels, [10, 90])
     if high <= VARYING_RATIO * low or high - low <= VARYING_GAP:
@@ -158,10 +184,10 @@ def _interpolate(levels, height, width):
 _OPPONENT = np.array([[1, 1, 1], [1, 0, -1], [1, -2, 1]], np.float64).T / np.sqrt([3.0, 2.0, 6.0])
 
 
-def _estimate(array, patch_size, iterations):
+def _estimate(array, patch_size, iterations, max_patches):
     """The level (0-255 scale) of one `H x W x C` float64 image, channels together."""
     channels = array.shape[-1]
-    patches = _patches(array, patch_size)
+    patches = _patches(array, patch_size, max_patches)
     texture = _gradient_energy(patches.reshape(-1, patch_size, patch_size, channels))
     dims = patches.shape[1]
     # The gradient energy of a patch of pure noise of variance v is about v
@@ -199,11 +225,11 @@ def _patch_noise_variance(patches):
     return max(float(_noise_variance(eigenvalues)), 0.0)
 
 
-def _patches(array, size):
-    """Overlapping `size x size x C` patches as rows, subsampled to `MAX_PATCHES`."""
+def _patches(array, size, max_patches):
+    """Overlapping `size x size x C` patches as rows, subsampled to about `max_patches`."""
     windows = np.lib.stride_tricks.sliding_window_view(array, (size, size), axis=(0, 1))
     rows, cols = windows.shape[:2]
-    stride = max(1, int(np.ceil(np.sqrt(rows * cols / MAX_PATCHES))))
+    stride = max(1, int(np.ceil(np.sqrt(rows * cols / max_patches))))
     # (rows, cols, C, size, size) -> (rows, cols, size, size, C), one patch per row.
     windows = np.moveaxis(windows[::stride, ::stride], 2, -1)
     return windows.reshape(-1, size * size * windows.shape[-1])
