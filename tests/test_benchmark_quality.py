@@ -15,6 +15,7 @@ from keras_lnca.data import evaluation_images
 from keras_lnca.errors import UserError
 
 from conftest import data_dir
+from conftest import tiny_lnca
 
 PRESET = "lnca_denoise_gray_s25"
 RESULT_KEYS = (
@@ -68,6 +69,21 @@ def test_trajectory_readouts_equal_restore(preset):
     assert readouts[1]["seconds"] >= readouts[0]["seconds"]
     with pytest.raises(ValueError):
         list(quality.StepTrajectory(preset)(image, (8, 3)))
+
+
+def test_trajectory_of_an_opponent_colour_model_equals_restore():
+    """A colour model in an opponent space runs three passes per image: its states stay
+    together in one batch, and each image gets one update magnitude."""
+    model = tiny_lnca(3, autoencoder="space_to_depth", color_space="opponent", noise_map=True,
+                      out_seed="input", cell="conv", cell_config={"perception_channels": 8, "hidden_units": 8})
+    rng = np.random.default_rng(0)
+    images = np.clip(rng.random((2, 20, 24, 3)) * 0.5 + 0.25, 0, 1).astype("float32")
+    readouts = list(quality.StepTrajectory(model)(images, (2, 4), noise_level=20))
+    for readout in readouts:
+        expected = model.restore(images, steps=readout["steps"], noise_level=20)
+        assert readout["image"].shape == images.shape
+        np.testing.assert_allclose(readout["image"], expected, atol=1e-5)
+        assert len(readout["update_magnitudes"]) == 2
 
 
 def test_cli_quality_outputs(tiny_dataset, tmp_path, preset, capsys):

@@ -177,8 +177,10 @@ class StepTrajectory:
             self._stages[key] = _stage(self.model, function, name=f"trajectory_{key}")
         return self._stages[key]
 
-    def _predict(self, key, function, inputs):
-        return self._get(key, function).predict(inputs, batch_size=self.batch_size, verbose=0)
+    def _predict(self, key, function, inputs, per_image=1):
+        """Runs a stage; a colour model in an opponent space has `per_image`
+        states (passes) per image, which must stay in one batch."""
+        return self._get(key, function).predict(inputs, batch_size=self.batch_size * per_image, verbose=0)
 
     def __call__(self, image, steps, noise_level=None):
         """Yields one readout per step count, in increasing order.
@@ -208,19 +210,21 @@ class StepTrajectory:
         state = self._predict("start", _start, batch)
         context = {"context": state["context"]} if "context" in state else {}
         state = state["state"]
+        per_image = len(state) // len(batch)  # 3 passes per image in an opponent colour space
         done = 0
         for count in steps:
             if count <= done:
                 raise ValueError(f"`steps` must be increasing positive ints, got {tuple(steps)}.")
-            advanced = self._predict(f"advance_{count - done}", _advance(count - done), state)
+            advanced = self._predict(f"advance_{count - done}", _advance(count - done), state, per_image)
             state, done = advanced["state"], count
-            restored = self._predict("finish", _finish, {"state": state, **context})
+            restored = self._predict("finish", _finish, {"state": state, **context}, per_image)
             restored = np.clip(restored[:, :height, :width, :], 0.0, 1.0)
+            change = np.reshape(advanced["change"], (len(batch), per_image)).mean(axis=1)
             yield {
                 "steps": count,
                 "image": restore_like(restored),
-                "update_magnitude": float(np.mean(advanced["change"])),
-                "update_magnitudes": [float(v) for v in np.reshape(advanced["change"], (-1,))],
+                "update_magnitude": float(np.mean(change)),
+                "update_magnitudes": [float(v) for v in change],
                 "seconds": time.perf_counter() - start,
             }
 
