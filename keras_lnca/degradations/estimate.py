@@ -237,9 +237,12 @@ def _patches(array, size, max_patches):
 
 def _noise_variance(eigenvalues):
     """The mean of the longest tail of (descending) eigenvalues whose mean is its median."""
-    for start in range(len(eigenvalues)):
-        tail = eigenvalues[start:]
-        mean = tail.mean()
-        if np.sum(tail > mean) == np.sum(tail < mean):
-            return mean
-    return eigenvalues[-1]
+    count = len(eigenvalues)
+    # Every tail eigenvalues[start:] at once: its mean, and how many of its
+    # eigenvalues lie above and below that mean.
+    means = np.cumsum(eigenvalues[::-1])[::-1] / np.arange(count, 0, -1)
+    in_tail = np.arange(count)[None, :] >= np.arange(count)[:, None]
+    above = np.sum((eigenvalues[None, :] > means[:, None]) & in_tail, axis=1)
+    below = np.sum((eigenvalues[None, :] < means[:, None]) & in_tail, axis=1)
+    balanced = np.flatnonzero(above == below)
+    return means[balanced[0]] if balanced.size else eigenvalues[-1]
