@@ -119,10 +119,6 @@ def _one_line_warnings(command):
     warnings.showwarning = show
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt("terminated")
-
-
 def main(argv=None):
     from keras_lnca.errors import UserError
 
@@ -139,8 +135,12 @@ def main(argv=None):
         command = f"lnca {argv[0]}" if argv[0] in COMMANDS else "lnca"  # as every other error starts
         print(f"{command}: error: {error} (see {error.prog} --help)", file=sys.stderr)
         return 2
-    # SIGTERM ends a command like Ctrl-C: temporary files are removed on the way out.
-    signal.signal(signal.SIGTERM, _terminate)
+    # SIGTERM ends a command like Ctrl-C: temporary files are removed on the way out,
+    # and neither lands inside framework code (`keras_lnca.interrupts`).
+    from keras_lnca import interrupts
+
+    signal.signal(signal.SIGTERM, interrupts.terminate)
+    signal.signal(signal.SIGINT, interrupts.terminate)
     _one_line_warnings(args.command)
     # A command's `check(args)` catches what needs no Keras (missing files,
     # bad options) before the seconds a framework import takes.

@@ -290,6 +290,25 @@ def test_cli_export_bad_input(model_file, tmp_path, capsys, argv, message):
     assert not (tmp_path / "out.tflite").exists()
 
 
+def test_an_interruption_inside_a_deferred_block_waits_for_its_end():
+    """`lnca`'s SIGTERM/SIGINT handler raises at once outside `deferred()`, and only when the
+    (outermost) block ends inside it: never in the middle of TensorFlow's graph code."""
+    from keras_lnca import interrupts
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupts.terminate()
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts.deferred():
+            with interrupts.deferred():
+                interrupts.terminate()
+                reached.append("inner")
+            reached.append("outer")
+    assert reached == ["inner", "outer"]
+    with interrupts.deferred():  # nothing pending any more
+        pass
+
+
 def test_sigterm_during_export_leaves_nothing_behind(tmp_path):
     """SIGTERM while the SavedModel is being written: the half-written folder beside the
     output and the temporary folders are removed, and the command says it was interrupted."""

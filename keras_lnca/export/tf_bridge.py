@@ -14,6 +14,7 @@ import tempfile
 
 import numpy as np
 
+from keras_lnca import interrupts
 from keras_lnca.data.io import atomic_path
 from keras_lnca.errors import UserError
 from keras_lnca.errors import first_line
@@ -71,11 +72,14 @@ def converted(path, model, source, report, function, **kwargs):
     `size_bytes` set); the output moves onto `path` if the block succeeds.
     """
     with atomic_path(path) as temporary:
-        with _tensorflow_model(model, source) as (tf_model, how):
-            result = call_tensorflow(how, tf_model, function, path=str(temporary), **kwargs)
-        report.converted_with = how
-        report.size_bytes = _size(temporary)
-        yield temporary, result
+        # TensorFlow builds, writes and reloads graphs in here: an interruption
+        # waits for the block's end, and the temporary output is then removed.
+        with interrupts.deferred():
+            with _tensorflow_model(model, source) as (tf_model, how):
+                result = call_tensorflow(how, tf_model, function, path=str(temporary), **kwargs)
+            report.converted_with = how
+            report.size_bytes = _size(temporary)
+            yield temporary, result
 
 
 def _size(path):
