@@ -28,7 +28,9 @@ def tile_windows(length, tile, margin, multiple):
 def choose_tile(model, shape, steps, tile, budget, batch_size=1):
     """The tile size `restore` uses: `tile` (raised to the context margin, with a
     warning, when smaller), or, when None, None if the whole batch of `shape`
-    fits `budget` bytes, else the largest tile whose window fits it."""
+    fits `budget` bytes, else the largest tile whose window fits it (a tile is at
+    least the context margin; a budget below that window is exceeded, with a
+    warning, and an image no larger than one window is not tiled)."""
     margin = model.receptive_radius(steps)
     factor = model.grid_factor
     if tile is not None:
@@ -47,7 +49,17 @@ def choose_tile(model, shape, steps, tile, budget, batch_size=1):
         return None
     side = int(math.sqrt(budget / per_pixel))
     tile = max(side - 2 * margin, margin, factor) // factor * factor
-    return tile if tile < max(height, width) else None
+    window = tile + 2 * margin
+    if window >= height and window >= width:
+        return None  # every window would hold the whole image: tiling would save nothing
+    if window > side:
+        warnings.warn(
+            f"A memory budget of {budget / 2**20:.1f} MB holds a {side} x {side}-pixel window; the "
+            f"smallest useful one is {window} x {window} (tiles of {tile} pixels and the model's reach "
+            f"of {margin} on every side), so restoring takes more than the budget.",
+            stacklevel=3,
+        )
+    return tile
 
 
 def restore_tiled(model, batch, steps, tile, margin=None, tolerance=None, progress=False):

@@ -3,6 +3,8 @@ and how `restore`, `lnca restore` and `lnca evaluate` hand the level over."""
 
 import importlib.util
 import json
+import pathlib
+import re
 
 import keras
 import numpy as np
@@ -264,6 +266,27 @@ class TestCommandLine:
         assert cli.main(["restore", str(tmp_path / "n.png"), "-o", str(tmp_path / "b.png"),
                          "--model", str(model_file), "--noise-level", "12"]) == 0
         assert "sigma 12.0 (given)" in capsys.readouterr().out
+
+    def test_restore_prints_one_line_per_image_unless_quiet(self, model_file, tmp_path, capsys):
+        """Each image's line names the file, the model, the level and the seconds; `--quiet`
+        keeps only the closing summary."""
+        for i in range(2):
+            Image.fromarray((smooth_image(32) * 255).astype("uint8")[..., 0]).save(tmp_path / f"in{i}.png")
+        inputs = [str(tmp_path / "in0.png"), str(tmp_path / "in1.png")]
+        assert cli.main(["restore", *inputs, "-o", str(tmp_path / "out") + "/", "--model", str(model_file),
+                         "--noise-level", "10"]) == 0
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert len(lines) == 3 and lines[-1].startswith("restored 2 image(s)"), lines
+        for i, line in enumerate(lines[:2]):
+            match = re.fullmatch(rf"in{i}\.png: {re.escape(model_file.name)}, sigma 10\.0 \(given\), "
+                                 rf"(\d+\.\d\d) s -> (.+)", line)
+            assert match and pathlib.Path(match.group(2)) == tmp_path / "out" / f"in{i}.png", line
+        assert cli.main(["restore", *inputs, "-o", str(tmp_path / "quiet") + "/", "--model", str(model_file),
+                         "--quiet"]) == 0
+        captured = capsys.readouterr()
+        assert captured.out.strip().splitlines() == [captured.out.strip()]
+        assert captured.out.startswith("restored 2 image(s)") and not captured.err
+        assert sorted(p.name for p in (tmp_path / "quiet").iterdir()) == ["in0.png", "in1.png"]
 
     def test_restore_prints_the_range_of_an_estimated_map(self, model_file, tmp_path, capsys):
         ramp = TestEstimateNoiseMap().ramp()

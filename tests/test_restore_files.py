@@ -11,6 +11,7 @@ memory budget with the same result as in one piece.
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from PIL import Image
 from PIL import ImageCms
 from conftest import tiny_lnca
 
+from keras_lnca import tiling
 from keras_lnca.data import save_image
 from keras_lnca.data.io import ORIENTATION
 from keras_lnca.errors import UserError
@@ -135,16 +137,46 @@ def gray_model():
     return tiny_lnca(channels=1)
 
 
-def test_large_images_are_tiled_to_the_memory_budget(gray_model):
+def test_large_images_are_tiled_to_the_memory_budget(gray_model, capsys):
     model = gray_model
-    image = np.random.default_rng(0).random((72, 56)).astype("float32")
+    image = np.random.default_rng(0).random((160, 120)).astype("float32")
     whole = model.restore(image)
     per_pixel = model.inference_bytes_per_pixel()
     assert per_pixel > 0
-    tiled = model.restore(image, memory_budget_mb=per_pixel * 40 * 40 / 2**20)
+    side = 3 * model.receptive_radius() + 8  # room for a tile beside the context on both sides
+    windows = []
+    predict = model.predict_with_steps
+
+    def counting(images, *args, **kwargs):
+        windows.append(images.shape[1:3])
+        return predict(images, *args, **kwargs)
+
+    model.predict_with_steps = counting  # an instance attribute: this test's model only
+    try:
+        tiled = model.restore(image, memory_budget_mb=per_pixel * side * side / 2**20, progress=True)
+    finally:
+        del model.predict_with_steps
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    # It did tile: several windows, each within the budget (starts round down to whole cells).
+    assert len(windows) > 1, windows
+    assert all(h * w <= (side + model.grid_factor) ** 2 for h, w in windows), (side, windows)
+    assert "tile" in capsys.readouterr().out  # the progress bar over the tiles
     with pytest.raises(ValueError, match="memory_budget_mb"):
         model.restore(image, memory_budget_mb=0)
+
+
+def test_a_budget_below_the_smallest_window_warns_and_small_images_are_not_tiled(gray_model):
+    image = np.random.default_rng(2).random((160, 120)).astype("float32")
+    tiny_budget = gray_model.inference_bytes_per_pixel() * 16 * 16 / 2**20
+    with pytest.warns(UserWarning, match="smallest useful one"):
+        out = gray_model.restore(image, memory_budget_mb=tiny_budget)
+    np.testing.assert_allclose(out, gray_model.restore(image), atol=1e-5)
+    # An image no larger than one window is restored whole, whatever the budget.
+    margin = gray_model.receptive_radius()
+    small = image[: 2 * margin, : 2 * margin]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert tiling.choose_tile(gray_model, (1, *small.shape, 1), None, None, budget=1) is None
 
 
 def test_a_tile_below_the_context_is_raised_with_a_warning(gray_model):

@@ -9,14 +9,8 @@ from keras_lnca.models.checks import MAX_WIDTH
 from keras_lnca.models.checks import check_int
 from keras_lnca.models.nca_model import NCAModel
 from keras_lnca.models.losses import LATENT_WEIGHT
-from keras_lnca.models.losses import RECONSTRUCTION_WEIGHT
-from keras_lnca.models.losses import SWAP_WEIGHT
-from keras_lnca.models.losses import TASK_WEIGHT
-from keras_lnca.models.losses import TRIPLET_MARGIN
-from keras_lnca.models.losses import TRIPLET_WEIGHT
-from keras_lnca.models.losses import mse
+from keras_lnca.models.losses import autoencoder_losses
 from keras_lnca.models.losses import nca_losses
-from keras_lnca.models.losses import per_sample_distance
 from keras_lnca.models.losses import weighted_mse
 
 
@@ -282,35 +276,7 @@ class LNCA(NCAModel):
                 weighted_mse(outputs["out"], outputs["out_target"], weights),
             )
             return losses
-        clean, degraded = outputs["target"], outputs["degraded"]
-
-        distance = per_sample_distance
-        triplet = ops.mean(
-            ops.maximum(
-                distance(outputs["z_clean"], outputs["z_degraded"])
-                - distance(outputs["z_clean"], outputs["z_negative"])
-                + TRIPLET_MARGIN,
-                0.0,
-            )
-        )
-        changed = ops.cast(ops.not_equal(degraded, clean), degraded.dtype)
-        return {
-            "reconstruction_loss": (
-                RECONSTRUCTION_WEIGHT,
-                0.5 * (mse(outputs["restored"], clean) + mse(outputs["rec_degraded"], degraded)),
-            ),
-            "triplet_loss": (TRIPLET_WEIGHT, triplet),
-            "task_loss": (
-                TASK_WEIGHT,
-                mse(outputs["rec_degraded"] * changed, degraded * changed),
-            ),
-            "swap_loss": (
-                SWAP_WEIGHT,
-                mse(outputs["skip_clean"], outputs["skip_degraded"])
-                + mse(outputs["swap_degraded"], degraded)
-                + mse(outputs["swap_clean"], clean),
-            ),
-        }
+        return autoencoder_losses(outputs)
 
     def _loss_names(self, phase):
         if phase == "autoencoder":

@@ -72,3 +72,36 @@ def nca_losses(outputs, weights=None):
         "out_overflow": (OUT_OVERFLOW_WEIGHT, overflow(outputs["out"], 0.0, 1.0)),
         "hidden_overflow": (HIDDEN_OVERFLOW_WEIGHT, overflow(outputs["hidden"], -1.0, 1.0)),
     }
+
+
+def autoencoder_losses(outputs):
+    """The autoencoder phase's terms `{name: (weight, value)}` from its forward
+    pass: reconstruction of the clean and the degraded image, a triplet loss
+    that pulls the degraded latent to the clean one and away from another
+    image's (`z_negative`), the reconstruction of the changed pixels (task), and
+    the swap decodings (a clean latent with degraded skips and the reverse)."""
+    clean, degraded = outputs["target"], outputs["degraded"]
+    distance = per_sample_distance
+    triplet = ops.mean(
+        ops.maximum(
+            distance(outputs["z_clean"], outputs["z_degraded"])
+            - distance(outputs["z_clean"], outputs["z_negative"])
+            + TRIPLET_MARGIN,
+            0.0,
+        )
+    )
+    changed = ops.cast(ops.not_equal(degraded, clean), degraded.dtype)
+    return {
+        "reconstruction_loss": (
+            RECONSTRUCTION_WEIGHT,
+            0.5 * (mse(outputs["restored"], clean) + mse(outputs["rec_degraded"], degraded)),
+        ),
+        "triplet_loss": (TRIPLET_WEIGHT, triplet),
+        "task_loss": (TASK_WEIGHT, mse(outputs["rec_degraded"] * changed, degraded * changed)),
+        "swap_loss": (
+            SWAP_WEIGHT,
+            mse(outputs["skip_clean"], outputs["skip_degraded"])
+            + mse(outputs["swap_degraded"], degraded)
+            + mse(outputs["swap_clean"], clean),
+        ),
+    }
