@@ -105,6 +105,22 @@ def test_load_kernels_errors(tmp_path, monkeypatch):
     bad.write_bytes(b"not a zip")
     with pytest.raises(UserError, match="cannot read"):
         D.load_kernels(bad)
+    # Kernels that are not blur kernels are refused, naming the key: non-finite, not 2-D,
+    # summing to nothing, too large.
+    good = np.full((3, 3), 1 / 9, np.float32)
+    for name, kernel, message in [
+        ("nan", np.where(np.eye(3, dtype=bool), np.nan, good), "2-D finite kernel"),
+        ("inf", np.where(np.eye(3, dtype=bool), np.inf, good), "2-D finite kernel"),
+        ("flat", np.ones(9, np.float32), "2-D finite kernel"),
+        ("zero", np.zeros((3, 3), np.float32), "positive sum"),
+        ("huge", np.ones((300, 3), np.float32), "at most 255 x 255"),
+    ]:
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, k00=good, k01=kernel)
+        with pytest.raises(UserError, match=f"kernel 'k01' in .*{message}"):
+            D.load_kernels(path)
+        with pytest.raises(UserError, match="k01"):
+            D.parse(f"blur:{path}")(np.full((16, 16, 1), 0.5, np.float32), seed=0)
 
 
 @pytest.mark.parametrize("size", [1, 2, 4, 7, 10, 15])

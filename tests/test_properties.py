@@ -59,8 +59,20 @@ def test_restore_rejects_bad_arguments(model, steps, tolerance, tile):
         assert "\n" not in str(error.value)
 
 
+NUMBER_TEXT = st.text(alphabet="0123456789.-+eEinfa\u00b2\u0663", max_size=400)
+SPEC_TEXT = st.one_of(
+    st.text(max_size=30),
+    # Stage names with number-like arguments: long digit strings, signs, inf/nan, "²", Arabic digits.
+    st.builds(lambda name, *numbers: ":".join((name, *numbers)),
+              st.sampled_from(["gaussian", "impulse", "motion", "ramp", "blur:levin09"]),
+              NUMBER_TEXT, NUMBER_TEXT),
+    st.builds(lambda name, a, b: f"{name}:{a}-{b}", st.sampled_from(["gaussian", "ramp", "impulse"]),
+              NUMBER_TEXT, NUMBER_TEXT),
+)
+
+
 @SETTINGS
-@given(text=st.text(max_size=30))
+@given(text=SPEC_TEXT)
 def test_parse_gives_a_degradation_or_a_user_error(text):
     try:
         degradation = kl.degradations.parse(text)
@@ -73,7 +85,8 @@ def test_parse_gives_a_degradation_or_a_user_error(text):
     except UserError as error:  # e.g. a kernel file that does not exist
         assert "\n" not in str(error)
         return
-    assert np.asarray(out).shape == clean.shape
+    out = np.asarray(out)
+    assert out.shape == clean.shape and np.isfinite(out).all(), text
 
 
 @SETTINGS
