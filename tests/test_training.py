@@ -282,6 +282,16 @@ def test_any_json_in_any_key_is_a_valid_recipe_or_one_line_error(place, key, val
         training.check_recipe(recipe)
     except UserError as error:
         assert "\n" not in str(error) and len(str(error)) < 400, str(error)
+        return
+    # Accepted: the run's first steps work. The model builds its weights, and the data (where
+    # the benchmark data is present) yields a batch of the recipe's shape.
+    model = training.build_model(recipe)
+    model.build()
+    assert model.count_params() > 0
+    if (data_dir() / "gray" / "set12").is_dir():
+        degraded, clean = training.training_data(recipe)[0]
+        crop = recipe["data"].get("crop_size", 32)
+        assert np.shape(clean)[1:3] == (crop, crop) and np.isfinite(degraded).all()
 
 
 @pytest.mark.parametrize("text", ["[1, 2]", '"nca"', '{"nca": 3}', '{"nca": {"epochs": "x"}}', "\xff"])
