@@ -3,7 +3,8 @@
 Each preset's card (`<name>.json`) records its parameters and the metrics its
 training run measured; here each preset restores a centre crop of the first
 test image of its channel count (σ=25) and must gain several dB over the
-noisy input.
+noisy input, and the shipped demo image must restore to the figures its card
+recorded (no benchmark data needed).
 """
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 import keras_lnca as kl
 from conftest import data_dir
+from keras_lnca.training.preset_card import demo_metrics
 
 TEST_SETS = {1: "gray/set12", 3: "color/cbsd68"}
 
@@ -22,6 +24,12 @@ def test_preset_loads_and_denoises(name):
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     assert trainable == card["parameters"]["trainable"]
     assert any(m["results"][0]["method"] == f"model:{name}" for m in card["metrics"])
+    # A fixed output against its stored figure, without benchmark data: the card's `lnca demo`
+    # figures (the shipped image at the demo noise, seed 0), re-measured on this backend.
+    now = demo_metrics(model)
+    assert now["noisy_psnr"] == card["demo"]["noisy_psnr"]
+    assert abs(now["psnr"] - card["demo"]["psnr"]) <= 0.05, (name, now, card["demo"])
+    assert abs(now["ssim"] - card["demo"]["ssim"]) <= 0.002, (name, now, card["demo"])
     folder = data_dir() / TEST_SETS[model.channels]
     if not folder.is_dir():
         pytest.skip(f"needs {TEST_SETS[model.channels]} under $LNCA_DATA")
