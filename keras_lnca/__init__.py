@@ -63,8 +63,8 @@ def register():
         __getattr__(name)
 
 
-from keras_lnca.backend_choice import choose_backend  # noqa: E402
-from keras_lnca.backend_choice import native_stderr_silenced  # noqa: E402
+from keras_lnca.startup import choose_backend  # noqa: E402
+from keras_lnca.startup import native_stderr_silenced  # noqa: E402
 
 choose_backend()
 if not _started_by_the_cli():

@@ -6,7 +6,7 @@ helpers, which are the identity (or plain `keras.ops`) wherever the framework
 needs nothing special. (The efficiency benchmark compiles its inference pass
 in `keras_lnca.benchmarks.efficiency.compiled`; peak-memory probes for the
 benchmarks and the profiler are in `keras_lnca.memory_probe`; the choice of
-backend is in `keras_lnca.backend_choice`.)
+backend is in `keras_lnca.startup`.)
 
 Data parallelism
 ----------------

@@ -48,8 +48,8 @@ def import_keras_quietly(also_tensorflow=False):
     if also_tensorflow and importlib.util.find_spec("tensorflow") is None:
         wanted.remove("tensorflow")
     if any(name not in sys.modules for name in wanted):
-        from keras_lnca.backend_choice import choose_backend
-        from keras_lnca.backend_choice import native_stderr_silenced
+        from keras_lnca.startup import choose_backend
+        from keras_lnca.startup import native_stderr_silenced
 
         choose_backend()
         try:

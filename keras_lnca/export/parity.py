@@ -170,7 +170,7 @@ def _native_lines_muted():
     import contextlib
     import os
 
-    from keras_lnca.backend_choice import native_stderr_silenced
+    from keras_lnca.startup import native_stderr_silenced
 
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         return contextlib.nullcontext()

@@ -5,7 +5,7 @@ import tempfile
 
 import numpy as np
 
-from keras_lnca.backend_choice import native_stderr_silenced
+from keras_lnca.startup import native_stderr_silenced
 from keras_lnca.errors import UserError
 from keras_lnca.errors import first_line
 from keras_lnca.export import calibration

@@ -1,4 +1,4 @@
-"""Choosing a Keras backend before Keras is imported (no Keras import here),
+"""Start-up, before Keras is imported (no Keras import here): choosing a Keras backend,
 and muting what the frameworks' native code prints.
 
 Keras defaults to TensorFlow. A user who installed only `keras-lnca[jax]` or
