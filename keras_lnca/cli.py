@@ -139,6 +139,7 @@ def main(argv=None):
     # and neither lands inside framework code (`keras_lnca.interrupts`).
     from keras_lnca import interrupts
 
+    interrupts.clear()
     signal.signal(signal.SIGTERM, interrupts.terminate)
     signal.signal(signal.SIGINT, interrupts.terminate)
     _one_line_warnings(args.command)
@@ -155,6 +156,7 @@ def main(argv=None):
         print(f"lnca {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        interrupts.clear()
         print(f"lnca {args.command}: interrupted", file=sys.stderr)
         return 130
 

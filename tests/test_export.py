@@ -307,6 +307,15 @@ def test_an_interruption_inside_a_deferred_block_waits_for_its_end():
     assert reached == ["inner", "outer"]
     with interrupts.deferred():  # nothing pending any more
         pass
+    # The request is kept for code that checks it (training's batch ends) until delivered once.
+    assert interrupts.requested()
+    with pytest.raises(KeyboardInterrupt):
+        interrupts.raise_if_requested()
+    interrupts.raise_if_requested()
+    with pytest.raises(KeyboardInterrupt):
+        interrupts.terminate()
+    interrupts.clear()
+    assert not interrupts.requested()
 
 
 def test_sigterm_during_export_leaves_nothing_behind(tmp_path):

@@ -39,6 +39,44 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-6)
 
 
+class SwallowedSignal(keras.callbacks.Callback):
+    """A SIGTERM whose `KeyboardInterrupt` something swallows, as Keras's `pythonify_logs`
+    (a bare `except:` around the wait for a JAX step) did with most of them."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        from keras_lnca import interrupts
+
+        if batch == 0 and not self.sent:
+            self.sent = True
+            try:
+                interrupts.terminate()
+            except BaseException:
+                pass
+
+    sent = False
+
+
+def test_a_swallowed_interrupt_still_ends_training_at_the_next_batch(tmp_path):
+    from keras_lnca import interrupts
+    from keras_lnca.training.checkpoint import Checkpoint
+
+    if not (data_dir() / "gray" / "set12").exists():
+        pytest.skip(f"benchmark data not found at {data_dir()} (set LNCA_DATA)")
+    recipe = training.load_recipe(REPO / "configs" / "smoke_gray.json")
+    recipe["phases"] = [{"phase": "autoencoder", "epochs": 3}]
+    stopper = SwallowedSignal()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            training.train(recipe, tmp_path / "run", verbose=0, extra_callbacks=[stopper],
+                           log=lambda *a: None)
+    finally:
+        interrupts.clear()
+    assert stopper.sent and not interrupts.requested()
+    # It stopped inside the first epoch (3 batches), which is not checkpointed.
+    assert Checkpoint(tmp_path / "run", "autoencoder").phase_progress()["epochs"] == 0
+    assert not (tmp_path / "run" / "smoke_gray.keras").exists()
+
+
 def test_bad_recipes_are_user_errors(tmp_path):
     from keras_lnca.errors import UserError
 

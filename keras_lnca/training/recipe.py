@@ -119,6 +119,7 @@ def _run_phases(recipe, run_dir, model, verbose, log, extra_callbacks, snapshot)
     from keras_lnca.callbacks import ProfilerCallback
     from keras_lnca.data.io import atomic_path
     from keras_lnca.training.divergence import stop_on_non_finite_loss
+    from keras_lnca.training.interruption import stop_on_interrupt
 
     crop = recipe["data"].get("crop_size", 32)
     model.build((None, crop, crop, model.channels))
@@ -152,7 +153,8 @@ def _run_phases(recipe, run_dir, model, verbose, log, extra_callbacks, snapshot)
                 log(f"phase {name}: resuming after epoch {initial_epoch}{pool}")
             seconds_before = checkpoint.phase_progress()["seconds"]
             callbacks = [
-                stop_on_non_finite_loss(checkpoint),  # first: a diverged epoch is never saved
+                stop_on_interrupt(),  # first: SIGTERM or Ctrl-C end the run at this batch
+                stop_on_non_finite_loss(checkpoint),  # a diverged epoch is never saved
                 _SyncDataEpoch(dataset),
                 *([CurriculumCallback(dataset.degradation)] if recipe["data"].get("curriculum") else []),
                 checkpoint_callback(checkpoint, seconds_before),
