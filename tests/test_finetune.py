@@ -13,6 +13,7 @@ import pathlib
 import keras
 import numpy as np
 from PIL import Image
+from test_case import TestCase
 
 import keras_lnca as kl
 
@@ -82,8 +83,9 @@ def test_fine_tune_preset_on_a_folder(tmp_path):
     restored = model.restore(noisy)
     gain = kl.evaluation.psnr(clean, restored) - kl.evaluation.psnr(clean, noisy, clip=False)
     assert gain > 3.0, gain
-    model.save(tmp_path / "my_denoiser.keras")
-    reloaded = kl.LNCA.from_preset(tmp_path / "my_denoiser.keras")
+    reloaded = TestCase().run_model_saving_test(model, noisy[None], tmp_path)  # the same outputs
+    assert reloaded.phase == "nca"
+    reloaded = kl.LNCA.from_preset(tmp_path / "model.keras")
     assert reloaded.phase == "nca" and reloaded.compiled
     for before, after in zip(snapshot(model.nca.trainable_variables),
                              snapshot(reloaded.nca.trainable_variables)):
