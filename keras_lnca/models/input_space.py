@@ -95,6 +95,12 @@ class InputSpace:
         passes = ops.clip(passes, 0.0, 1.0)
         return color_space_lib.from_opponent(_batch_to_channels(passes, self.channels))
 
+    def image_and_noise_grid(self, passes):
+        """`(image, noise grid or None)` of padded passes: the image the encoder
+        reads and, for a noise-level-aware model, its map as the state holds it."""
+        image, noise_map = self.split(passes)
+        return image, None if noise_map is None else self.noise_grid(noise_map)
+
     def noise_grid(self, noise_map):
         """The noise map (σ / 255 per pixel) averaged over each cell, as the state holds it."""
         factor = self.grid_factor

@@ -258,9 +258,8 @@ class NCAModel(RestoreMixin, PhasesMixin, keras.Model):
         codec's skip), or None.
         """
         padded = backend_utils.pad_to_multiple(self.input_space.to_passes(images), self.grid_factor)
-        image, noise_map = self.input_space.split(padded)
+        image, noise = self.input_space.image_and_noise_grid(padded)
         context, grid = self.encode(image, training=False)
-        noise = None if noise_map is None else self.input_space.noise_grid(noise_map)
         return self.seed_state(grid, noise), context
 
     def run(self, state, steps, tolerance=None, unroll=False):
@@ -297,10 +296,9 @@ class NCAModel(RestoreMixin, PhasesMixin, keras.Model):
         if use_pool:
             slots, from_pool = self.sample_pool.draw(batch, self.seed_generator)
             degraded, clean = self.sample_pool.take(slots, from_pool, degraded, clean)
-        image, noise_map = self.input_space.split(degraded)
+        image, noise = self.input_space.image_and_noise_grid(degraded)
         context, grid = self.encode(image, training=False)
         _, target_grid = self.encode(clean, training=False)
-        noise = None if noise_map is None else self.input_space.noise_grid(noise_map)
         state = self.seed_state(grid, noise)
         if use_pool:
             state = self.sample_pool.take_state(slots, from_pool, state)
