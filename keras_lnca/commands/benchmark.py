@@ -193,12 +193,42 @@ def add_noise_parser(subparsers):
     return parser
 
 
+def add_color_parser(subparsers):
+    """Adds `lnca benchmark color`."""
+    parser = subparsers.add_parser(
+        "color",
+        help="how a colour model's error splits between luma and chroma",
+        description=(
+            "Restores every image of --dataset at each --sigmas level (the noisy images of "
+            "`lnca evaluate`), splits the squared error of the output between the luma and the "
+            "two chroma channels of the orthogonal opponent space, and scores the output with "
+            "its luma, then its chroma, replaced by the clean image's: the most a better luma "
+            "or chroma path could gain. A noise-level-aware model is told the true level "
+            "unless --estimate."
+        ),
+    )
+    parser.add_argument("--preset", metavar="NAME", help="a shipped colour preset")
+    parser.add_argument("--model", metavar="FILE", help="a saved colour .keras model")
+    parser.add_argument("--dataset", required=True, metavar="DIR", help="folder of clean colour images")
+    parser.add_argument("--sigmas", default="15,25,50", metavar="S,S,...",
+                        help="noise levels on the 0-255 scale (default 15,25,50)")
+    parser.add_argument("--estimate", action="store_true", help="let the model estimate the level")
+    parser.add_argument("--seed", type=arguments.SEED, default=0, help="evaluation noise seed (default 0)")
+    parser.add_argument("--limit", metavar="N", help="only the first N images")
+    parser.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run_color)
+    return parser
+
+
 # name -> function(subparsers) adding the sub-command's parser.
 SUBCOMMANDS = {
     "efficiency": add_efficiency_parser,
     "quality": add_quality_parser,
     "large": add_large_parser,
     "noise": add_noise_parser,
+    "color": add_color_parser,
 }
 
 
@@ -206,7 +236,7 @@ def add_parser(subparsers):
     """Adds `lnca benchmark` and its sub-commands to `subparsers`."""
     parser = subparsers.add_parser(
         "benchmark",
-        help="efficiency, quality-vs-steps, large-image and noise-estimation benchmarks",
+        help="efficiency, quality-vs-steps, large-image, noise-estimation and colour-error benchmarks",
         description="Benchmarks that reproduce the paper's claims.",
     )
     benchmarks = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK")
@@ -459,16 +489,21 @@ def run_large(args):
     return 1 if failed else 0
 
 
+def _sigmas(text):
+    try:
+        sigmas = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(f"--sigmas must be numbers separated by commas, got {text!r}") from None
+    if not sigmas or any(not 0 <= s <= 255 for s in sigmas):
+        raise UserError(f"--sigmas must lie in [0, 255], got {text!r}")
+    return sigmas
+
+
 def run_noise(args):
     """Runs `lnca benchmark noise`; returns the exit status."""
     from keras_lnca.benchmarks import noise_estimation
 
-    try:
-        sigmas = [float(part) for part in args.sigmas.split(",")]
-    except ValueError:
-        raise UserError(f"--sigmas must be numbers separated by commas, got {args.sigmas!r}") from None
-    if not sigmas or any(not 0 <= s <= 255 for s in sigmas):
-        raise UserError(f"--sigmas must lie in [0, 255], got {args.sigmas!r}")
+    sigmas = _sigmas(args.sigmas)
     limit = None if args.limit is None else _count(args.limit, "--limit")
     if not os.path.isdir(args.dataset):
         raise UserError(f"no such dataset folder: {args.dataset}")
@@ -477,4 +512,34 @@ def run_noise(args):
                                   limit=limit, progress=not args.quiet)
     print(noise_estimation.format_table(result))
     _write_outputs(noise_estimation, args, result)
+    return 0
+
+
+def run_color(args):
+    """Runs `lnca benchmark color`; returns the exit status."""
+    from keras_lnca.benchmarks import color_errors
+
+    kind, name = _model_choice(args)
+    sigmas = _sigmas(args.sigmas)
+    limit = None if args.limit is None else _count(args.limit, "--limit")
+    if not os.path.isdir(args.dataset):
+        raise UserError(f"no such dataset folder: {args.dataset}")
+    _check_output(args.json, "--json", ".json", args)
+    from keras_lnca.commands.evaluate import load_models
+
+    models = load_models(argparse.Namespace(preset=[name] if kind == "preset" else [],
+                                             model=[name] if kind == "model" else []))
+    (method, model), = models.items()
+    if model.channels != 3:
+        raise UserError(f"{name} is a {model.channels}-channel model; the colour error split needs a colour one")
+    parts = ["lnca", "benchmark", "color", f"--{kind}", name, "--dataset", args.dataset,
+             "--sigmas", ",".join(f"{s:g}" for s in sigmas)]
+    parts += ["--estimate"] if args.estimate else []
+    parts += ["--seed", str(args.seed)] if args.seed else []
+    parts += ["--limit", str(limit)] if limit is not None else []
+    result = color_errors.run(model, args.dataset, sigmas, seed=args.seed, limit=limit,
+                              estimate=args.estimate, name=method, command=shlex.join(parts),
+                              progress=not args.quiet)
+    print(color_errors.format_table(result))
+    _write_outputs(color_errors, args, result)
     return 0
