@@ -19,9 +19,9 @@ Keras, so that `lnca --help` answers at once, and imports it only when a
 command needs a model.
 """
 
-import importlib
-import os
-import sys
+import importlib as _importlib
+import os as _os
+import sys as _sys
 
 __version__ = "0.1.0"
 
@@ -35,11 +35,11 @@ _MODELS = ("LNCA", "PixelNCA")
 
 def __getattr__(name):
     if name in _MODELS:
-        value = getattr(importlib.import_module("keras_lnca.models"), name)
+        value = getattr(_importlib.import_module("keras_lnca.models"), name)
     elif name == "presets":
-        value = importlib.import_module("keras_lnca.models.presets")
+        value = _importlib.import_module("keras_lnca.models.presets")
     elif name in _SUBMODULES:
-        value = importlib.import_module(f"keras_lnca.{name}")
+        value = _importlib.import_module(f"keras_lnca.{name}")
     else:
         raise AttributeError(f"module 'keras_lnca' has no attribute {name!r}")
     globals()[name] = value
@@ -47,12 +47,12 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_SUBMODULES) | set(_MODELS))
+    return sorted(name for name in set(globals()) | set(_SUBMODULES) | set(_MODELS) if not name.startswith("_"))
 
 
 def _started_by_the_cli():
-    argv = getattr(sys, "argv", None) or [""]
-    return os.path.basename(str(argv[0])) in ("lnca", "lnca.exe")
+    argv = getattr(_sys, "argv", None) or [""]
+    return _os.path.basename(str(argv[0])) in ("lnca", "lnca.exe")
 
 
 def register():
@@ -68,7 +68,7 @@ from keras_lnca.startup import native_stderr_silenced  # noqa: E402
 
 choose_backend()
 if not _started_by_the_cli():
-    if "keras" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    if "keras" in _sys.modules or "TF_CPP_MIN_LOG_LEVEL" in _os.environ:
         register()  # Keras started already, or the user chose TensorFlow's log level
     else:
         # TensorFlow's native start-up lines (oneDNN, CPU features, absl) would

@@ -215,3 +215,19 @@ def test_every_package_is_in_the_wheel():
         for path in PACKAGE.rglob("__init__.py")
     }
     assert not found - listed, sorted(found - listed)
+
+
+def test_the_top_level_namespace_lists_only_public_names():
+    """`dir(keras_lnca)` is what tab completion offers: public names that resolve,
+    not the standard-library modules the package itself uses."""
+    import types
+
+    import keras_lnca
+
+    names = dir(keras_lnca)
+    assert {"LNCA", "PixelNCA", "presets", "layers", "register"} <= set(names)
+    for name in names:
+        assert not name.startswith("_"), name
+        value = getattr(keras_lnca, name)
+        if isinstance(value, types.ModuleType):
+            assert value.__name__.startswith("keras_lnca."), (name, value.__name__)
