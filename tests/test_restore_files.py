@@ -192,3 +192,40 @@ def test_cli_warnings_are_one_line(tmp_path):
     assert result.returncode == 0, err
     assert "lnca restore: warning: Tiles of 8 pixels would each read" in err
     assert "UserWarning" not in err and err.count("\n") == 1, err
+
+
+@pytest.mark.slow  # two CLI subprocesses
+def test_two_restores_into_one_folder_at_once_never_share_a_file(tmp_path):
+    """Two `lnca restore` runs on the same inputs into the same folder, at the same time:
+    every output is created by exactly one of them (exclusive creation), is a whole image,
+    and the other run reports that file as existing instead of replacing it. Both pass the
+    check for existing outputs (before Keras is imported) before either writes, so the
+    collisions happen at write time, where only exclusive creation can catch them."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    names = [f"{i:02d}.png" for i in range(24)]
+    for name in names:
+        Image.fromarray((rng.random((96, 96)) * 255).astype("uint8")).save(folder / name)
+    out = tmp_path / "out"
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2")
+    command = [sys.executable, "-c", "import sys; from keras_lnca.cli import main; sys.exit(main())",
+               "restore", str(folder), "-o", str(out) + os.sep, "--keep-going", "--noise-level", "10"]
+    runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    results = [(run.wait(timeout=300), *run.communicate()) for run in runs]
+    written = [{line.split(":")[0] for line in text.splitlines() if " -> " in line and not line.startswith("restored ")}
+               for _, text, _ in results]
+    skipped = [{line.split()[3].rstrip(":") for line in err.splitlines() if line.startswith("lnca restore: skipped ")}
+               for _, _, err in results]
+    for (status, _, err), mine in zip(results, skipped):
+        assert status == (2 if mine else 0), err[-2000:]
+        assert all("exists" in line for line in err.splitlines() if " skipped " in line), err[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == names  # no temporary file left
+    assert not (written[0] & written[1]), written[0] & written[1]  # nothing written twice
+    assert written[0] | written[1] == set(names)
+    assert written[0] == skipped[1] and written[1] == skipped[0]  # the other run said so
+    for path in out.iterdir():
+        with Image.open(path) as image:
+            image.load()
+            assert image.size == (96, 96)
