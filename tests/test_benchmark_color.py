@@ -64,16 +64,18 @@ def test_cli_color_benchmark(tmp_path, capsys):
         Image.fromarray(np.uint8(np.round(255 * image))).save(folder / f"{i}.png")
     out = tmp_path / "color.json"
     status = cli.main(["benchmark", "color", "--preset", PRESET, "--dataset", str(folder),
-                       "--sigmas", "25", "--json", str(out), "--quiet"])
+                       "--sigmas", "25", "--baseline", "bm3d", "--json", str(out), "--quiet"])
     assert status == 0
     printed = capsys.readouterr().out
-    assert "told sigma" in printed and "clean luma" in printed
+    assert "told sigma" in printed and "clean luma" in printed and "bm3d" in printed
     result = json.loads(out.read_text())
     assert result["num_images"] == 2 and result["told"] is True
     assert result["command"].startswith("lnca benchmark color --preset " + PRESET)
-    (row,) = result["rows"]
-    assert row["sigma"] == 25.0 and len(row["images"]) == 2
+    assert result["command"].endswith("--baseline bm3d")
+    assert [(row["method"], row["sigma"]) for row in result["rows"]] == [("model:" + PRESET, 25.0), ("bm3d", 25.0)]
     noisy_psnr = 10 * np.log10(255**2 / 25**2)
-    assert row["psnr"] > noisy_psnr + 3  # the preset denoises
-    assert row["psnr_clean_luma"] >= row["psnr"] and row["psnr_clean_chroma"] >= row["psnr"]
-    assert row["luma_share"] + row["chroma_share"] == pytest.approx(100.0)
+    for row in result["rows"]:
+        assert len(row["images"]) == 2
+        assert row["psnr"] > noisy_psnr + 3  # both denoise
+        assert row["psnr_clean_luma"] >= row["psnr"] and row["psnr_clean_chroma"] >= row["psnr"]
+        assert row["luma_share"] + row["chroma_share"] == pytest.approx(100.0)

@@ -26,7 +26,8 @@ import keras_lnca as kl
 from keras_lnca.benchmarks import color_errors
 
 model = kl.LNCA.from_preset("lnca_denoise_color_blind")
-result = color_errors.run(model, "../shared/data/color/cbsd68", sigmas=(15, 25), limit=8)
+result = color_errors.run(model, "../shared/data/color/cbsd68", sigmas=(15, 25), limit=8,
+                          baselines=["bm3d"])
 print(color_errors.format_table(result))
 ```
 """
@@ -86,7 +87,7 @@ def split_error(restored, clean):
 
 
 def run(model, dataset, sigmas=DEFAULT_SIGMAS, *, seed=0, limit=None, estimate=False,
-        name="model", command=None, progress=True):
+        baselines=(), name="model", command=None, progress=True):
     """Restores every image of `dataset` at each noise level and splits the error.
 
     Args:
@@ -97,15 +98,21 @@ def run(model, dataset, sigmas=DEFAULT_SIGMAS, *, seed=0, limit=None, estimate=F
         seed: the evaluation noise seed.
         limit: only the first `limit` images.
         estimate: let the model estimate the level instead of telling it.
+        baselines: names from `keras_lnca.evaluation.BASELINES` whose error
+            is split too, on the same noisy images (`"bm3d"`: CBM3D told
+            the true level).
 
     Returns:
-        `{"name", "dataset", "seed", "num_images", "told", "command", "rows":
-        [{"sigma", <FIELDS means>, "seconds_per_image", "images": [...]}]}`.
+        `{"dataset", "seed", "num_images", "told", "command", "rows":
+        [{"method", "sigma", <FIELDS means>, "seconds_per_image", "images": [...]}]}`,
+        one row per method and level.
     """
     from tqdm.auto import tqdm
 
     from keras_lnca.data.folder import evaluation_images
     from keras_lnca.degradations import degrade_for_eval
+    from keras_lnca.degradations import parse
+    from keras_lnca.evaluation import baseline
 
     if getattr(model, "channels", 3) != 3:
         raise ValueError(f"the colour error split needs a colour model, got one with {model.channels} channel(s)")
@@ -115,36 +122,43 @@ def run(model, dataset, sigmas=DEFAULT_SIGMAS, *, seed=0, limit=None, estimate=F
     told = bool(getattr(model, "noise_map", False)) and not estimate
     rows = []
     for sigma in sigmas:
-        scores, seconds = [], 0.0
-        noisy_images = degrade_for_eval(images, f"gaussian:{sigma:g}", seed)
-        bar = tqdm(zip(images, noisy_images), total=len(images), unit="image",
-                   desc=f"sigma {sigma:g}", disable=not progress, leave=False)
-        for clean, noisy in bar:
-            start = time.perf_counter()
-            kwargs = {"noise_level": float(sigma)} if told else {}
-            restored = model.restore(noisy.astype(np.float32), **kwargs)
-            seconds += time.perf_counter() - start
-            scores.append(split_error(restored, clean))
-        row = {"sigma": float(sigma)}
-        row.update({field: float(np.mean([s[field] for s in scores])) for field in FIELDS})
-        row["seconds_per_image"] = seconds / max(1, len(images))
-        row["images"] = scores
-        rows.append(row)
-    return {"name": name, "dataset": str(dataset), "seed": int(seed), "num_images": len(images),
+        spec = f"gaussian:{sigma:g}"
+        methods = {name: lambda noisy: model.restore(noisy, **({"noise_level": float(sigma)} if told else {}))}
+        for other in baselines:
+            restore = baseline(other, parse(spec))
+            methods[other] = lambda noisy, restore=restore: restore(noisy, {"sigma": float(sigma)})
+        noisy_images = list(degrade_for_eval(images, spec, seed))
+        for method, restore in methods.items():
+            scores, seconds = [], 0.0
+            bar = tqdm(zip(images, noisy_images), total=len(images), unit="image",
+                       desc=f"{method} sigma {sigma:g}", disable=not progress, leave=False)
+            for clean, noisy in bar:
+                start = time.perf_counter()
+                restored = restore(noisy.astype(np.float32))
+                seconds += time.perf_counter() - start
+                scores.append(split_error(restored, clean))
+            row = {"method": method, "sigma": float(sigma)}
+            row.update({field: float(np.mean([s[field] for s in scores])) for field in FIELDS})
+            row["seconds_per_image"] = seconds / max(1, len(images))
+            row["images"] = scores
+            rows.append(row)
+    return {"dataset": str(dataset), "seed": int(seed), "num_images": len(images),
             "told": told, "command": command, "rows": rows}
 
 
 def format_table(result):
     """A plain-text table of `run`'s result."""
-    level = "told sigma" if result["told"] else "sigma estimated (or none taken)"
+    level = "the model told sigma" if result["told"] else "the model estimating sigma (or taking none)"
+    width = max([len("method")] + [len(row["method"]) for row in result["rows"]])
     lines = [
-        f"where the error of {result['name']} lives on {result['dataset']} "
-        f"({result['num_images']} images, seed {result['seed']}, {level})",
-        f"{'sigma':>6} {'PSNR':>7} {'clean luma':>11} {'clean chroma':>13} {'luma %':>7} {'chroma %':>9}",
+        f"where the error lives on {result['dataset']} ({result['num_images']} images, "
+        f"seed {result['seed']}, {level})",
+        f"{'method':<{width}} {'sigma':>6} {'PSNR':>7} {'clean luma':>11} {'clean chroma':>13} "
+        f"{'luma %':>7} {'chroma %':>9}",
     ]
     for row in result["rows"]:
         lines.append(
-            f"{row['sigma']:6.1f} {row['psnr']:7.2f} {row['psnr_clean_luma']:11.2f} "
+            f"{row['method']:<{width}} {row['sigma']:6.1f} {row['psnr']:7.2f} {row['psnr_clean_luma']:11.2f} "
             f"{row['psnr_clean_chroma']:13.2f} {row['luma_share']:7.1f} {row['chroma_share']:9.1f}"
         )
     return "\n".join(lines)

@@ -213,6 +213,9 @@ def add_color_parser(subparsers):
     parser.add_argument("--sigmas", default="15,25,50", metavar="S,S,...",
                         help="noise levels on the 0-255 scale (default 15,25,50)")
     parser.add_argument("--estimate", action="store_true", help="let the model estimate the level")
+    parser.add_argument("--baseline", action="append", default=[], choices=("bm3d",),
+                        help="split a classical method's error too, on the same images "
+                             "(bm3d: CBM3D told the true level); repeatable")
     parser.add_argument("--seed", type=arguments.SEED, default=0, help="evaluation noise seed (default 0)")
     parser.add_argument("--limit", metavar="N", help="only the first N images")
     parser.add_argument("--json", metavar="OUT", help="write the results as JSON")
@@ -535,10 +538,13 @@ def run_color(args):
     parts = ["lnca", "benchmark", "color", f"--{kind}", name, "--dataset", args.dataset,
              "--sigmas", ",".join(f"{s:g}" for s in sigmas)]
     parts += ["--estimate"] if args.estimate else []
+    for other in args.baseline:
+        parts += ["--baseline", other]
     parts += ["--seed", str(args.seed)] if args.seed else []
     parts += ["--limit", str(limit)] if limit is not None else []
     result = color_errors.run(model, args.dataset, sigmas, seed=args.seed, limit=limit,
-                              estimate=args.estimate, name=method, command=shlex.join(parts),
+                              estimate=args.estimate, baselines=args.baseline, name=method,
+                              command=shlex.join(parts),
                               progress=not args.quiet)
     print(color_errors.format_table(result))
     _write_outputs(color_errors, args, result)
