@@ -225,6 +225,71 @@ class TestOpponentColour:
             kl.LNCA(channels=3, color_space="opponent")
 
 
+class TestLumaGuide(TestCase):
+    """`luma_guide=True`: every opponent pass also reads the degraded image's luma."""
+
+    def guided(self, **kwargs):
+        return aware(channels=3, color_space="opponent", luma_guide=True, **kwargs)
+
+    def test_the_guide_joins_the_fixed_channels(self):
+        plain, guided = aware(channels=3, color_space="opponent"), self.guided()
+        assert guided.fixed_channels == plain.fixed_channels + guided.cell_input_channels
+        images = np.random.default_rng(0).random((2, 16, 20, 3)).astype("float32")
+        passes = to_numpy(guided.input_space.to_passes(keras.ops.convert_to_tensor(with_map(images, 20))))
+        assert passes.shape == (6, 16, 20, 3)  # pass image, luma, noise map
+        luma = images.mean(axis=-1)
+        for i in range(6):  # each image's three passes carry its luma
+            np.testing.assert_allclose(passes[i, ..., 1], luma[i // 3], atol=1e-6)
+        clean = to_numpy(guided.input_space.to_passes(keras.ops.convert_to_tensor(images), with_map=False))
+        assert clean.shape == (6, 16, 20, 1)  # targets carry neither
+
+    def test_the_chroma_passes_read_the_luma(self):
+        model = self.guided()
+        model.build()
+        for weight in model.nca.weights:  # every weight non-zero, the guide's too
+            weight.assign(np.random.default_rng(1).normal(0, 0.1, weight.shape))
+        rng = np.random.default_rng(2)
+        images = rng.random((1, 16, 16, 3)).astype("float32") * 0.5 + 0.25
+        shifted = images + (rng.random((1, 16, 16, 1)) * 0.2 - 0.1).astype("float32")  # luma only
+        a, b = model.restore(images, noise_level=10), model.restore(shifted, noise_level=10)
+        chroma = lambda x: to_numpy(color_space.to_opponent(x))[..., 1:]
+        # The inputs' chroma is the same; the outputs' differs through the guide.
+        np.testing.assert_allclose(chroma(images), chroma(shifted), atol=1e-6)
+        assert np.abs(chroma(a) - chroma(b)).max() > 1e-3
+
+    @pytest.mark.parametrize("source", ["keras file", "run folder"])
+    def test_started_from_an_unguided_model_it_restores_as_that_one(self, tmp_path, source):
+        donor = aware(channels=3, color_space="opponent")
+        donor.build()
+        if source == "keras file":
+            path = tmp_path / "donor.keras"
+            donor.save(path)
+        else:  # a run folder's checkpoint, which does not say whether it had a guide
+            path = tmp_path / "run"
+            path.mkdir()
+            donor.save_weights(path / "nca.e0001.weights.h5")
+        model = self.guided()
+        model.build()
+        training.initial_weights(model, str(path), log=lambda *_: None)
+        images = np.random.default_rng(3).random((2, 16, 20, 3)).astype("float32")
+        np.testing.assert_allclose(model.restore(images, noise_level=25),
+                                   donor.restore(images, noise_level=25), atol=1e-6)
+
+    def test_fits_and_round_trips(self, tmp_path):
+        model = self.guided(loss_balance="psnr")
+        model.compile(learning_rate=1e-3)
+        degraded, clean = pairs(4, 16, channels=3)
+        history = model.fit(with_map(degraded, 20), clean, batch_size=4, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][-1])
+        self.run_model_saving_test(model, with_map(degraded, 20), tmp_path)
+
+    def test_needs_a_colour_space(self):
+        with pytest.raises(ValueError, match="luma_guide"):
+            aware(channels=1, luma_guide=True)
+        with pytest.raises(ValueError, match="luma_guide"):
+            aware(channels=3, color_space="opponent", luma_guide="yes")
+
+
 def test_psnr_balance_weights_each_sample_by_its_inverse_error():
     target = np.zeros((3, 4, 4, 1), "float32")
     restored = target + np.array([0.1, 0.03, 0.01], "float32")[:, None, None, None]

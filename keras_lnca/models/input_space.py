@@ -19,12 +19,17 @@ class InputSpace:
     restores each channel of that space as a gray image with one rule: its
     images become `(N * 3, H, W, 1)` "passes" (each told its channel's noise
     level) and return to RGB afterwards. A plain model's passes are its images.
+    With `luma_guide`, every pass of a degraded image also carries that
+    image's (noisy) luma as a second channel, so that the chroma passes can
+    follow the edges that luma shows: `(N * 3, H, W, 2 [+ map])`.
 
     Args:
         channels: int, image channels of the model (1 or 3).
         noise_map: bool, whether inputs carry the noise map.
         color_space: None or `"opponent"` (`keras_lnca.models.color_space`).
         grid_factor: int, pixels per cell along each side.
+        luma_guide: bool, whether each pass carries the luma (needs a
+            `color_space`).
 
     Example:
     ```python
@@ -37,7 +42,11 @@ class InputSpace:
     # values of order one over the levels the models are trained on.
     noise_grid_scale = 255.0 / 50.0
 
-    def __init__(self, channels, noise_map=False, color_space=None, grid_factor=1):
+    def __init__(self, channels, noise_map=False, color_space=None, grid_factor=1, luma_guide=False):
+        if not isinstance(luma_guide, bool):
+            raise ValueError(f"`luma_guide` must be True or False, got {luma_guide!r}.")
+        if luma_guide and color_space is None:
+            raise ValueError("`luma_guide=True` needs a `color_space` (the passes it guides).")
         if not isinstance(noise_map, bool):
             raise ValueError(f"`noise_map` must be True or False, got {noise_map!r}.")
         if color_space not in color_space_lib.COLOR_SPACES:
@@ -50,6 +59,7 @@ class InputSpace:
         self.noise_map = noise_map
         self.color_space = color_space
         self.grid_factor = grid_factor
+        self.luma_guide = luma_guide
 
     @property
     def input_channels(self):
@@ -60,6 +70,11 @@ class InputSpace:
     def pass_channels(self):
         """Image channels the automaton restores in one pass."""
         return 1 if self.color_space else self.channels
+
+    @property
+    def guide_channels(self):
+        """Channels of the luma guide in a degraded pass (0 or 1)."""
+        return int(self.luma_guide)
 
     def split(self, images):
         """`(image, noise map or None)`: a noise-level-aware model's input is both."""
@@ -73,12 +88,16 @@ class InputSpace:
         The identity, except with a `color_space`: the images go to that
         space and each channel becomes a gray image of its own, `(N * 3, H,
         W, 1 [+ map])`, with the noise map scaled to that channel's noise.
-        `with_map=False`: images without a map (clean ones).
+        `with_map=False`: images without a map (clean ones): no guide either.
         """
         if self.color_space is None:
             return images
         image, noise_map = self.split(images) if with_map else (images, None)
-        passes = _channels_to_batch(color_space_lib.to_opponent(image))
+        opponent = color_space_lib.to_opponent(image)
+        passes = _channels_to_batch(opponent)
+        if self.luma_guide and with_map:
+            luma = ops.repeat(opponent[..., :1], self.channels, axis=-1)
+            passes = ops.concatenate([passes, _channels_to_batch(luma)], axis=-1)
         if noise_map is None:
             return passes
         scales = ops.cast(color_space_lib.OPPONENT_NOISE_SCALES, noise_map.dtype)
@@ -97,9 +116,17 @@ class InputSpace:
 
     def image_and_noise_grid(self, passes):
         """`(image, noise grid or None)` of padded passes: the image the encoder
-        reads and, for a noise-level-aware model, its map as the state holds it."""
+        reads (with the luma guide, if any, as its last channel: see
+        `split_guide`) and, for a noise-level-aware model, its map as the
+        state holds it."""
         image, noise_map = self.split(passes)
         return image, None if noise_map is None else self.noise_grid(noise_map)
+
+    def split_guide(self, image):
+        """`(pass image, luma guide or None)` of what `image_and_noise_grid` returned."""
+        if not self.luma_guide:
+            return image, None
+        return image[..., :-1], image[..., -1:]
 
     def noise_grid(self, noise_map):
         """The noise map (σ / 255 per pixel) averaged over each cell, as the state holds it."""

@@ -79,6 +79,11 @@ class LNCA(NCAModel):
             of a decorrelated opponent space each as a gray image, with one
             rule (`keras_lnca.models.color_space`): the noise stays white
             with the same σ in each, and the signal gathers in luma.
+        luma_guide: bool, with a `color_space`: every pass also reads the
+            degraded image's luma, encoded as fixed channels of its cells
+            after the noise level, so that the chroma passes can follow the
+            edges luma shows (a model started from one without the guide
+            starts with zero weights on it, and so restores as that one).
         phase: `"autoencoder"` (default) or `"nca"`.
         seed: int, seed of the training schedule and masks.
         **kwargs: standard `keras.Model` arguments.
@@ -122,6 +127,7 @@ class LNCA(NCAModel):
         noise_map=False,
         loss_balance=None,
         color_space=None,
+        luma_guide=False,
         phase=None,
         seed=None,
         **kwargs,
@@ -165,6 +171,7 @@ class LNCA(NCAModel):
             noise_map=noise_map,
             loss_balance=loss_balance,
             color_space=color_space,
+            luma_guide=luma_guide,
             phase=phase,
             seed=seed,
             **kwargs,

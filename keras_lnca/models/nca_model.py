@@ -83,6 +83,7 @@ class NCAModel(RestoreMixin, PhasesMixin, keras.Model):
         noise_map=False,
         loss_balance=None,
         color_space=None,
+        luma_guide=False,
         phase=None,
         seed=None,
         **kwargs,
@@ -100,9 +101,10 @@ class NCAModel(RestoreMixin, PhasesMixin, keras.Model):
             setattr(self, name, value)
         self.cell_name = cell
         self.color_space = color_space
+        self.luma_guide = luma_guide
         seed = self.seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="schedule_seed")
-        self.input_space = InputSpace(channels, noise_map, color_space, self.grid_factor)
+        self.input_space = InputSpace(channels, noise_map, color_space, self.grid_factor, luma_guide)
         self._make_layers()
         self.nca = NCA(
             get_cell(cell, self.fixed_channels, **self.cell_config),
@@ -171,8 +173,10 @@ class NCAModel(RestoreMixin, PhasesMixin, keras.Model):
 
     @property
     def fixed_channels(self):
-        """Leading state channels the cells never change: the input grid and the noise level."""
-        return self.cell_input_channels + int(self.noise_map)
+        """Leading state channels the cells never change: the input grid, the
+        noise level and the luma guide's grid."""
+        return (self.cell_input_channels + int(self.noise_map)
+                + self.cell_input_channels * self.input_space.guide_channels)
 
     @property
     def state_channels(self):
@@ -181,7 +185,8 @@ class NCAModel(RestoreMixin, PhasesMixin, keras.Model):
     def _pool_shapes(self):
         """Shapes of one pool entry: its image (with the noise map) and its cell state."""
         size, grid = self.pool_image_size, self.pool_image_size // self.grid_factor
-        return (size, size, self.pass_channels + int(self.noise_map)), (grid, grid, self.state_channels)
+        image_channels = self.pass_channels + self.input_space.guide_channels + int(self.noise_map)
+        return (size, size, image_channels), (grid, grid, self.state_channels)
 
     def _build_core(self):
         self.nca.build((None, None, None, self.state_channels))
@@ -207,14 +212,14 @@ class NCAModel(RestoreMixin, PhasesMixin, keras.Model):
     # from the pool (out lives in [0, 1] and hidden in [-1, 1] when healthy).
     pool_state_limit = 1000.0
 
-    def seed_state(self, grid, noise=None):
-        """The initial cell state `[grid | noise | out | hidden = 0]`.
+    def seed_state(self, grid, noise=None, guide=None):
+        """The initial cell state `[grid | noise | guide | out | hidden = 0]`.
 
         `out` starts at 0.5 (the paper's seed, `out_seed="constant"`) or as a
         copy of the input grid (`out_seed="input"`: the cells then refine the
         degraded signal instead of growing it from a constant). `noise` (a
         noise-level-aware model's only) is the per-cell level from
-        `noise_grid`.
+        `noise_grid`; `guide` (a `luma_guide` model's only) the encoded luma.
         """
         shape = ops.shape(grid)
         if self.out_seed == "input":
@@ -224,8 +229,18 @@ class NCAModel(RestoreMixin, PhasesMixin, keras.Model):
         hidden = ops.zeros(tuple(shape[:-1]) + (self.hidden_channels,), dtype=grid.dtype)
         if self.noise_map != (noise is not None):
             raise ValueError("A noise-level-aware model's state needs the noise grid; others take none.")
-        noise = [] if noise is None else [ops.cast(noise, grid.dtype)]
-        return ops.concatenate([grid, *noise, out, hidden], axis=-1)
+        if self.luma_guide != (guide is not None):
+            raise ValueError("A `luma_guide` model's state needs the guide grid; others take none.")
+        extras = [ops.cast(extra, grid.dtype) for extra in (noise, guide) if extra is not None]
+        return ops.concatenate([grid, *extras, out, hidden], axis=-1)
+
+    def _encode_passes(self, passes, training=False):
+        """`(context, grid, noise grid, guide grid)` of padded degraded passes."""
+        image, noise = self.input_space.image_and_noise_grid(passes)
+        image, guide = self.input_space.split_guide(image)
+        context, grid = self.encode(image, training=training)
+        guide = None if guide is None else self.encode(guide, training=training)[1]
+        return context, grid, noise, guide
 
     def split_state(self, state):
         """Returns the `(input, out, hidden)` channel groups of a state."""
@@ -258,9 +273,8 @@ class NCAModel(RestoreMixin, PhasesMixin, keras.Model):
         codec's skip), or None.
         """
         padded = backend_utils.pad_to_multiple(self.input_space.to_passes(images), self.grid_factor)
-        image, noise = self.input_space.image_and_noise_grid(padded)
-        context, grid = self.encode(image, training=False)
-        return self.seed_state(grid, noise), context
+        context, grid, noise, guide = self._encode_passes(padded)
+        return self.seed_state(grid, noise, guide), context
 
     def run(self, state, steps, tolerance=None, unroll=False):
         """Advances a cell state by `steps` deterministic NCA steps."""
@@ -296,10 +310,9 @@ class NCAModel(RestoreMixin, PhasesMixin, keras.Model):
         if use_pool:
             slots, from_pool = self.sample_pool.draw(batch, self.seed_generator)
             degraded, clean = self.sample_pool.take(slots, from_pool, degraded, clean)
-        image, noise = self.input_space.image_and_noise_grid(degraded)
-        context, grid = self.encode(image, training=False)
+        context, grid, noise, guide = self._encode_passes(degraded)
         _, target_grid = self.encode(clean, training=False)
-        state = self.seed_state(grid, noise)
+        state = self.seed_state(grid, noise, guide)
         if use_pool:
             state = self.sample_pool.take_state(slots, from_pool, state)
         low, high = self.train_steps
@@ -481,6 +494,7 @@ class NCAModel(RestoreMixin, PhasesMixin, keras.Model):
                 "noise_map": self.noise_map,
                 "loss_balance": self.loss_balance,
                 "color_space": self.color_space,
+                "luma_guide": self.luma_guide,
                 "phase": self.phase,
                 "seed": self.seed,
             }

@@ -15,9 +15,10 @@ def initial_weights(model, source, log=print):
     committed checkpoint). The automaton's and the codec's weights are
     copied, not the sample pool nor the optimizer: the new run has its own
     schedule. The donor must have the same architecture, or be the same
-    architecture without a noise map (`noise_map=False`): the weights that
-    read the state's noise channel then start at zero, so the new model
-    starts as the donor does, whatever the map says.
+    architecture without a noise map (`noise_map=False`) or without the luma
+    guide (`luma_guide=False`): the weights that read the state's new fixed
+    channels then start at zero, so the new model starts as the donor does,
+    whatever the map or the guide says.
     """
     from keras_lnca.models import presets
 
@@ -28,9 +29,15 @@ def initial_weights(model, source, log=print):
             raise UserError(f"init_from {source}: no checkpoint in that folder")
         donor = None
         # The folder does not record its model's config: this model's, or the
-        # same without a noise map (see below).
-        for noise_map in dict.fromkeys((model.noise_map, False)):
-            candidate = type(model).from_config({**model.get_config(), "noise_map": noise_map})
+        # same without a noise map or without the luma guide (see below).
+        variants = [{"noise_map": noise_map, "luma_guide": guide}
+                    for noise_map in dict.fromkeys((model.noise_map, False))
+                    for guide in dict.fromkeys((getattr(model, "luma_guide", False), False))]
+        for variant in variants:
+            config = {**model.get_config(), **variant}
+            if "luma_guide" not in model.get_config():
+                del config["luma_guide"]
+            candidate = type(model).from_config(config)
             candidate.build()
             try:
                 candidate.load_weights(checkpoints[-1])
@@ -46,12 +53,11 @@ def initial_weights(model, source, log=print):
     for name in ("encoder", "decoder"):
         if hasattr(model, name):
             pairs += list(zip(getattr(donor, name).weights, getattr(model, name).weights))
-    gains_noise_map = getattr(model, "noise_map", False) and not getattr(donor, "noise_map", False)
     values = []
     for donor_variable, variable in pairs:
         value = np.asarray(donor_variable.numpy())
-        if gains_noise_map and value.shape != tuple(variable.shape):
-            value = _with_noise_channel(value, tuple(variable.shape), model.cell_input_channels)
+        if value.shape != tuple(variable.shape):
+            value = _with_new_channels(value, tuple(variable.shape), _new_channels(model, donor))
         if value is None or value.shape != tuple(variable.shape):
             raise UserError(f"init_from {source}: its weights do not fit this model")
         values.append(value)
@@ -62,15 +68,33 @@ def initial_weights(model, source, log=print):
     log(f"initialised {len(pairs)} weight arrays from {source}")
 
 
-def _with_noise_channel(value, shape, index):
-    """A donor's weight array with a zero slice for the state's noise channel.
+def _new_channels(model, donor):
+    """`(index, count)` of each fixed state channel group `model` has and `donor`
+    lacks, in state order: the noise level after the input grid, then the
+    luma guide's grid."""
+    grid = model.cell_input_channels
+    groups = []
+    if getattr(model, "noise_map", False) and not getattr(donor, "noise_map", False):
+        groups.append((grid, 1))
+    if getattr(model, "luma_guide", False) and not getattr(donor, "luma_guide", False):
+        groups.append((grid + int(model.noise_map), grid))
+    return groups
+
+
+def _with_new_channels(value, shape, groups):
+    """A donor's weight array with zero slices for the state's new fixed channels.
 
     The cells read the state's channels in order along one axis of their
     first kernels (a perception convolution's input axis, the first dense
-    layer's rows); the noise channel sits at `index`, after the input grid.
-    Returns None where the shapes differ otherwise.
+    layer's rows); each new group of `count` channels sits at `index` (in
+    the new state's order). Returns None where the shapes differ otherwise.
     """
     differ = [axis for axis, (a, b) in enumerate(zip(value.shape, shape)) if a != b]
-    if len(value.shape) != len(shape) or len(differ) != 1 or shape[differ[0]] != value.shape[differ[0]] + 1:
+    added = sum(count for _, count in groups)
+    if not groups or len(value.shape) != len(shape) or len(differ) != 1 or (
+        shape[differ[0]] != value.shape[differ[0]] + added
+    ):
         return None
-    return np.insert(value, index, 0.0, axis=differ[0])
+    for index, count in groups:  # in state order, so each index is final
+        value = np.insert(value, [index] * count, 0.0, axis=differ[0])
+    return value
