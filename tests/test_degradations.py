@@ -343,7 +343,7 @@ def test_a_curriculum_from_a_range_spec():
     curriculum.set_epoch(5)
     assert curriculum.spec == "impulse:0.5:30"
     assert D.Curriculum.from_spec("gaussian:5-55", 3).value(2) == 55
-    for spec in ("impulse:0.5", "gaussian:5-10,impulse:0.1-0.2", "blur:levin09", "ramp:5-50"):
+    for spec in ("impulse:0.5", "gaussian:5-10,impulse:0.1-0.2", "motion:7", "ramp:5-50"):
         with pytest.raises(UserError, match="one impulse, motion or gaussian stage with a LOW-HIGH range"):
             D.Curriculum.from_spec(spec, 3)
 
