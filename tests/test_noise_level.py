@@ -178,7 +178,7 @@ class TestNoiseMapModel(TestCase):
                                     noise_map=True)
 
 
-class TestOpponentColour:
+class TestOpponentColour(TestCase):
     def test_transform_is_orthogonal_and_invertible(self):
         rgb = np.random.default_rng(0).random((4, 5, 3)).astype("float32")
         opponent = to_numpy(color_space.to_opponent(rgb))
@@ -210,13 +210,7 @@ class TestOpponentColour:
         model.compile(learning_rate=1e-3)
         degraded, clean = pairs(4, 16, channels=3)
         model.fit(with_map(degraded, 20), clean, batch_size=4, epochs=1, verbose=0)
-        path = tmp_path / "colour.keras"
-        model.save(path)
-        reloaded = keras.saving.load_model(path)
-        np.testing.assert_allclose(
-            reloaded.restore(degraded[0], noise_level=20), model.restore(degraded[0], noise_level=20),
-            atol=1e-6,
-        )
+        self.run_model_saving_test(model, with_map(degraded, 20), tmp_path)
 
     def test_needs_three_channels_and_the_lossless_codec(self):
         with pytest.raises(ValueError, match="channels=3"):
