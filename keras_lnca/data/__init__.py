@@ -14,8 +14,8 @@ Keras until a `PyDataset` class is first used (so that image files can be
 read and written, e.g. `io.atomic_write`, without loading a backend).
 """
 
-from keras_lnca.data._cache import find_pairs
-from keras_lnca.data._cache import is_paired_folder
+from keras_lnca.data._folders import find_pairs
+from keras_lnca.data._folders import is_paired_folder
 from keras_lnca.data.folder import evaluation_images
 from keras_lnca.data.folder import folder_dataset
 from keras_lnca.data.folder import paired_evaluation_images

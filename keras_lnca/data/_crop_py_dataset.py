@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from keras_lnca.data import _cache
+from keras_lnca.data import _crops
 from keras_lnca.data.transforms import random_crop_flip_rot
 
 
@@ -18,14 +18,14 @@ class _CropPyDataset(keras.utils.PyDataset):
     def __init__(self, arrays, scale, crop_size, batch_size, crops_per_image, shuffle, seed,
                  **kwargs):
         super().__init__(**kwargs)
-        _cache.check_sizes(crop_size, batch_size, crops_per_image)
+        _crops.check_sizes(crop_size, batch_size, crops_per_image)
         self._arrays = arrays
         self._scale = np.float32(scale)
         self.crop_size = int(crop_size)
         self.batch_size = int(batch_size)
-        self.crops_per_image = _cache.crops_per_epoch(len(arrays), batch_size, crops_per_image)
+        self.crops_per_image = _crops.crops_per_epoch(len(arrays), batch_size, crops_per_image)
         self.shuffle = bool(shuffle)
-        self.seed = _cache.draw_seed(seed)
+        self.seed = _crops.draw_seed(seed)
         self._epoch = 0
         self._order_cache = (None, None)
         self._batches = len(arrays) * self.crops_per_image // self.batch_size

@@ -6,7 +6,8 @@ the rest of `keras_lnca.data` works without it.
 
 import numpy as np
 
-from keras_lnca.data import _cache
+from keras_lnca.data import _crops
+from keras_lnca.data import _folders
 from keras_lnca.data import transforms
 from keras_lnca.data.io import load_image
 from keras_lnca.errors import UserError
@@ -19,7 +20,7 @@ def _crop_dataset(arrays, scale, crop_size, batch_size, crops_per_image, shuffle
 
     count = len(arrays)
     if drop_remainder or crops_per_image is None:
-        crops_per_image = _cache.crops_per_epoch(count, batch_size, crops_per_image)
+        crops_per_image = _crops.crops_per_epoch(count, batch_size, crops_per_image)
     channels = arrays[0].shape[-1]
     flat = tf.constant(np.concatenate([a.reshape(-1) for a in arrays]))
     offsets = tf.constant(np.cumsum([0] + [a.size for a in arrays]), tf.int64)
@@ -125,13 +126,13 @@ def folder_dataset(
         raise UserError(f"backend must be 'tf' or 'numpy', got {backend!r}")
     import tensorflow as tf
 
-    _cache.check_sizes(crop_size, batch_size, crops_per_image)
-    degradation = _cache.resolve_degradation(degradation)
+    _crops.check_sizes(crop_size, batch_size, crops_per_image)
+    degradation = _crops.resolve_degradation(degradation)
     getattr(degradation, "variable", None)  # creates a curriculum's tf.Variable eagerly
-    paths = _cache.folder_paths(folder)
-    arrays, scale = _cache.load_images(paths, channels)
-    _cache.check_crop(arrays, paths, crop_size)
-    seed = _cache.draw_seed(seed)
+    paths = _folders.folder_paths(folder)
+    arrays, scale = _folders.load_images(paths, channels)
+    _crops.check_crop(arrays, paths, crop_size)
+    seed = _crops.draw_seed(seed)
     ds = _crop_dataset(arrays, scale, crop_size, batch_size, crops_per_image, shuffle,
                        repeat, seed, drop_remainder)
 
@@ -203,10 +204,10 @@ def paired_folder_dataset(
         raise UserError(f"backend must be 'tf' or 'numpy', got {backend!r}")
     import tensorflow as tf
 
-    _cache.check_sizes(crop_size, batch_size, crops_per_image)
-    stacked, scale, c, names = _cache.load_pairs(folder, channels)
-    _cache.check_crop(stacked, names, crop_size)
-    seed = _cache.draw_seed(seed)
+    _crops.check_sizes(crop_size, batch_size, crops_per_image)
+    stacked, scale, c, names = _folders.load_pairs(folder, channels)
+    _crops.check_crop(stacked, names, crop_size)
+    seed = _crops.draw_seed(seed)
     ds = _crop_dataset(stacked, scale, crop_size, batch_size, crops_per_image, shuffle,
                        repeat, seed, drop_remainder)
     ds = ds.map(lambda both, _: (both[..., c:], both[..., :c]), num_parallel_calls=tf.data.AUTOTUNE)
@@ -230,7 +231,7 @@ def evaluation_images(folder, channels=None):
     >>> for name, image in evaluation_images("set12"):  # doctest: +SKIP
     ...     print(name, image.shape)
     """
-    paths = _cache.folder_paths(folder)
+    paths = _folders.folder_paths(folder)
     return ((path.name, load_image(path, channels)) for path in paths)
 
 
@@ -251,7 +252,7 @@ def paired_evaluation_images(folder, channels=None):
     >>> for name, clean, damaged in paired_evaluation_images("pairs"):  # doctest: +SKIP
     ...     print(name, clean.shape)
     """
-    pairs = _cache.find_pairs(folder)
+    pairs = _folders.find_pairs(folder)
 
     def generate():
         for stem, gt_path, damaged_path in pairs:

@@ -3,7 +3,8 @@
 import keras
 import numpy as np
 
-from keras_lnca.data import _cache
+from keras_lnca.data import _crops
+from keras_lnca.data import _folders
 from keras_lnca.data._crop_py_dataset import _CropPyDataset
 from keras_lnca.errors import UserError
 
@@ -51,16 +52,16 @@ class FolderPyDataset(_CropPyDataset):
     def __init__(self, folder, degradation, crop_size=32, batch_size=8, channels=3, *,
                  crops_per_image=None, shuffle=True, seed=None, augment=None, clip=False,
                  noise_map=False, **kwargs):
-        self.degradation = _cache.resolve_degradation(degradation)
+        self.degradation = _crops.resolve_degradation(degradation)
         if noise_map and "gaussian" not in self.degradation.kinds:
             raise UserError(
                 f"noise_map=True needs a Gaussian noise stage in the degradation; "
                 f"{self.degradation.spec!r} has none"
             )
         self.noise_map = bool(noise_map)
-        paths = _cache.folder_paths(folder)
-        arrays, scale = _cache.load_images(paths, channels)
-        _cache.check_crop(arrays, paths, crop_size)
+        paths = _folders.folder_paths(folder)
+        arrays, scale = _folders.load_images(paths, channels)
+        _crops.check_crop(arrays, paths, crop_size)
         super().__init__(arrays, scale, crop_size, batch_size, crops_per_image, shuffle, seed,
                          **kwargs)
         self.augment = augment

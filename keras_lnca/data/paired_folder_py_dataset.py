@@ -1,6 +1,7 @@
 """`PairedFolderPyDataset`: the numpy twin of `paired_folder_dataset`."""
 
-from keras_lnca.data import _cache
+from keras_lnca.data import _crops
+from keras_lnca.data import _folders
 from keras_lnca.data._crop_py_dataset import _CropPyDataset
 
 
@@ -30,8 +31,8 @@ class PairedFolderPyDataset(_CropPyDataset):
 
     def __init__(self, folder, crop_size=32, batch_size=8, channels=3, *, crops_per_image=None,
                  shuffle=True, seed=None, **kwargs):
-        stacked, scale, self._channels, names = _cache.load_pairs(folder, channels)
-        _cache.check_crop(stacked, names, crop_size)
+        stacked, scale, self._channels, names = _folders.load_pairs(folder, channels)
+        _crops.check_crop(stacked, names, crop_size)
         super().__init__(stacked, scale, crop_size, batch_size, crops_per_image, shuffle, seed,
                          **kwargs)
 
