@@ -36,6 +36,7 @@ import time
 
 import numpy as np
 
+from keras_lnca.evaluation import psnr
 from keras_lnca.models.color_space import OPPONENT
 from keras_lnca.models.color_space import OPPONENT_INVERSE
 from keras_lnca.models.color_space import OPPONENT_OFFSET
@@ -56,11 +57,6 @@ def from_opponent(channels):
     return (channels - OPPONENT_OFFSET) @ OPPONENT_INVERSE.astype(np.float64)
 
 
-def _psnr(image, clean):
-    mse = float(np.mean(np.square(np.clip(image, 0.0, 1.0) - clean)))
-    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
-
-
 def split_error(restored, clean):
     """The scores of one restored RGB image against its clean one (floats in [0, 1]).
 
@@ -78,9 +74,9 @@ def split_error(restored, clean):
     clean_luma[..., 0] = true[..., 0]
     clean_chroma[..., 1:] = true[..., 1:]
     return {
-        "psnr": _psnr(restored, clean),
-        "psnr_clean_luma": _psnr(from_opponent(clean_luma), clean),
-        "psnr_clean_chroma": _psnr(from_opponent(clean_chroma), clean),
+        "psnr": psnr(clean, restored),
+        "psnr_clean_luma": psnr(clean, from_opponent(clean_luma)),
+        "psnr_clean_chroma": psnr(clean, from_opponent(clean_chroma)),
         "luma_share": 100.0 * float(parts[0]) / total,
         "chroma_share": 100.0 * float(parts[1:].sum()) / total,
     }

@@ -364,6 +364,16 @@ def _count(text, option, minimum=1, maximum=None):
     return value
 
 
+def _load_model(kind, name):
+    """`(method name, model)` for what `_model_choice` returned, loaded as `lnca evaluate` loads it."""
+    from keras_lnca.commands.evaluate import load_models
+
+    models = load_models(argparse.Namespace(preset=[name] if kind == "preset" else [],
+                                             model=[name] if kind == "model" else []))
+    (method, model), = models.items()
+    return method, model
+
+
 def _model_choice(args, default=None):
     """`(kind, value)` from exactly one of --preset / --model."""
     if args.preset and args.model:
@@ -422,11 +432,7 @@ def run_quality(args):
     _check_output(args.plot, "--plot", ".png", args)
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         raise UserError("--plot needs matplotlib (pip install keras-lnca[plot])")
-    from keras_lnca.commands.evaluate import load_models
-
-    models = load_models(argparse.Namespace(preset=[name] if kind == "preset" else [],
-                                             model=[name] if kind == "model" else []))
-    (method, model), = models.items()
+    method, model = _load_model(kind, name)
     result = quality.run(
         model, args.dataset, degradation, steps, seed=args.seed, channels=args.channels,
         limit=limit, batch_size=batch_size, name=method, command=_quality_command(args, steps),
@@ -528,11 +534,7 @@ def run_color(args):
     if not os.path.isdir(args.dataset):
         raise UserError(f"no such dataset folder: {args.dataset}")
     _check_output(args.json, "--json", ".json", args)
-    from keras_lnca.commands.evaluate import load_models
-
-    models = load_models(argparse.Namespace(preset=[name] if kind == "preset" else [],
-                                             model=[name] if kind == "model" else []))
-    (method, model), = models.items()
+    method, model = _load_model(kind, name)
     if model.channels != 3:
         raise UserError(f"{name} is a {model.channels}-channel model; the colour error split needs a colour one")
     parts = ["lnca", "benchmark", "color", f"--{kind}", name, "--dataset", args.dataset,

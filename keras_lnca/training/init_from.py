@@ -30,14 +30,12 @@ def initial_weights(model, source, log=print):
         donor = None
         # The folder does not record its model's config: this model's, or the
         # same without a noise map or without the luma guide (see below).
-        variants = [{"noise_map": noise_map, "luma_guide": guide}
+        config = model.get_config()
+        variants = [(noise_map, guide)
                     for noise_map in dict.fromkeys((model.noise_map, False))
-                    for guide in dict.fromkeys((getattr(model, "luma_guide", False), False))]
-        for variant in variants:
-            config = {**model.get_config(), **variant}
-            if "luma_guide" not in model.get_config():
-                del config["luma_guide"]
-            candidate = type(model).from_config(config)
+                    for guide in dict.fromkeys((model.luma_guide, False))]
+        for noise_map, guide in variants:
+            candidate = type(model).from_config({**config, "noise_map": noise_map, "luma_guide": guide})
             candidate.build()
             try:
                 candidate.load_weights(checkpoints[-1])
