@@ -102,6 +102,7 @@ COVERAGE = [
     (r"lnca export --preset \S+ --format tflite --quantization float16 --size 256,256 -o m\.tflite",
      ["test:test_readme.py::test_readme_export_command"]),
     (r"lnca benchmark large", ["test:test_benchmark_large.py::test_cli_large_in_fresh_subprocesses"]),
+    (r"lnca benchmark color", ["test:test_benchmark_color.py::test_cli_color_benchmark"]),
     (r"KERAS_BACKEND=jax python examples/learn_denoising\.py --minutes \d+ --ae-fraction [\d.]+",
      ["test:test_readme.py::test_readme_learning_script_smoke"]),
     (r"KERAS_BACKEND=jax python examples/distributed_training\.py --cpu-devices 2",
