@@ -346,3 +346,52 @@ def test_anytime_restoration_steps_and_early_stop():
     np.testing.assert_allclose(model.restore(image, tolerance=1e9), runs[1], atol=1e-6)
     np.testing.assert_allclose(model.restore(image, tolerance=0.0), runs[6], atol=1e-6)
     np.testing.assert_allclose(model.restore(image), runs[6], atol=0)
+
+
+class TestSelfEnsemble(TestCase):
+    def test_views_are_undone_exactly(self):
+        from keras_lnca.models import image_batches
+
+        batch = np.random.default_rng(0).random((2, 5, 7, 3)).astype("float32")
+        seen = set()
+        for view in image_batches.DIHEDRAL_VIEWS:
+            seen_through = image_batches.dihedral_view(batch, view)
+            seen.add(seen_through.tobytes())
+            np.testing.assert_array_equal(image_batches.undo_dihedral_view(seen_through, view), batch)
+        assert len(seen) == 8  # eight different views
+        for view in image_batches.DIHEDRAL_VIEWS[:4]:  # the first four keep the shape
+            assert image_batches.dihedral_view(batch, view).shape == batch.shape
+
+    def test_restore_averages_the_views_mapped_back(self):
+        model = tiny_lnca(channels=1, inference_steps=2)
+        model.build((None, 16, 16, 1))
+        for w in model.nca.trainable_weights:
+            w.assign(to_numpy(w) + 0.01)
+        image = np.random.default_rng(0).random((20, 13, 1)).astype("float32")
+        plain = model.restore(image)
+        flipped = model.restore(image[:, ::-1])[:, ::-1]
+        assert np.abs(plain - flipped).max() > 1e-4  # the views differ, so averaging does something
+        np.testing.assert_allclose(model.restore(image, self_ensemble=2), (plain + flipped) / 2, atol=1e-5)
+        transposed = model.restore(image.transpose(1, 0, 2)).transpose(1, 0, 2)
+        eight = model.restore(image, self_ensemble=8)
+        assert eight.shape == image.shape
+        assert np.abs(eight - plain).max() > 1e-5 and np.abs(eight - transposed).max() > 1e-5
+        # Tiled views agree with whole ones.
+        large = np.random.default_rng(1).random((60, 47, 1)).astype("float32")
+        np.testing.assert_allclose(model.restore(large, self_ensemble=8, tile=24),
+                                   model.restore(large, self_ensemble=8), atol=1e-5)
+
+    def test_the_models_default_is_kept_and_saved(self, tmp_path):
+        model = tiny_lnca(channels=1, inference_steps=2, self_ensemble=2)
+        image = np.random.default_rng(0).random((16, 16, 1)).astype("float32")
+        np.testing.assert_allclose(model.restore(image), model.restore(image, self_ensemble=2))
+        model.save(tmp_path / "m.keras")
+        loaded = keras.saving.load_model(tmp_path / "m.keras")
+        assert loaded.self_ensemble == 2 and loaded.get_config() == model.get_config()
+
+    @pytest.mark.parametrize("value", [0, 3, 16, True, 2.5, "2"])
+    def test_bad_sizes_are_one_line_errors(self, value):
+        with pytest.raises(ValueError, match="`self_ensemble` must be 1, 2, 4 or 8"):
+            tiny_lnca(channels=1, self_ensemble=value)
+        with pytest.raises(ValueError, match="`self_ensemble` must be 1, 2, 4 or 8"):
+            tiny_lnca(channels=1).restore(np.zeros((8, 8), "float32"), self_ensemble=value)

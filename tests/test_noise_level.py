@@ -370,6 +370,25 @@ class TestCommandLine:
                          "--degradation", "motion:5", "--noise-level", "told"]) != 0
         assert "Gaussian" in capsys.readouterr().err
 
+    def test_self_ensemble_rows_and_restore_line(self, model_file, tmp_path, capsys):
+        for i in range(2):
+            Image.fromarray((smooth_image(32) * 255).astype("uint8")[..., 0]).save(tmp_path / f"{i}.png")
+        out = tmp_path / "r.json"
+        assert cli.main(["evaluate", "--model", str(model_file), "--dataset", str(tmp_path),
+                         "--degradation", "gaussian:25", "--noise-level", "estimate", "told",
+                         "--self-ensemble", "1", "4", "--quiet", "--json", str(out)]) == 0
+        rows = {r["method"]: r for r in json.loads(out.read_text())["results"]}
+        assert list(rows) == ["model:aware@x1", "model:aware@x4", "model:aware@told@x1",
+                              "model:aware@told@x4"]
+        assert rows["model:aware@x1"]["psnr"] != rows["model:aware@x4"]["psnr"]
+        capsys.readouterr()
+        assert cli.main(["restore", str(tmp_path / "0.png"), "-o", str(tmp_path / "a.png"),
+                         "--model", str(model_file), "--noise-level", "10", "--self-ensemble", "2"]) == 0
+        assert "sigma 10.0 (given), 2 views averaged, " in capsys.readouterr().out
+        assert cli.main(["restore", str(tmp_path / "0.png"), "-o", str(tmp_path / "b.png"),
+                         "--self-ensemble", "3"]) == 2
+        assert "--self-ensemble" in capsys.readouterr().err and not (tmp_path / "b.png").exists()
+
 
 @pytest.mark.skipif(
     importlib.util.find_spec("tensorflow") is None, reason="export converts with TensorFlow"

@@ -90,11 +90,12 @@ COVERAGE = [
     (r"bash \.ci/run", ["ci:KERAS_BACKEND=$backend python -m pytest"]),
     (r"KERAS_BACKEND=(tensorflow|jax|torch)", ["ci:for backend in tensorflow jax torch"]),
     (r"lnca restore IN \[IN \.\.\.\] -o OUT \[--preset NAME\|--model FILE\] \[--noise-level SIGMA\] "
-     r"\[--steps N\] \[--tile PX\] \[--memory-budget MB\] \[--overwrite\] \[--keep-going\]",
+     r"\[--self-ensemble N\] \[--steps N\] \[--tile PX\] \[--memory-budget MB\] \[--overwrite\] \[--keep-going\]",
      ["test:test_readme.py::test_readme_restore_and_evaluate_synopsis",
       "test:test_cli.py::test_restore_files_and_folders"]),
     (r"lnca evaluate \[--preset NAME\|--model FILE\] --dataset DIR --degradation SPEC "
-     r"\[--baseline identity\|bm3d\|wiener\|median \.\.\.\] \[--noise-level estimate\|told\] \[--json OUT\]",
+     r"\[--baseline identity\|bm3d\|wiener\|median \.\.\.\] \[--noise-level estimate\|told\] "
+     r"\[--self-ensemble N \.\.\.\] \[--json OUT\]",
      ["test:test_readme.py::test_readme_restore_and_evaluate_synopsis",
       "test:test_evaluation.py::test_evaluate_cli_writes_json"]),
     (r"lnca evaluate --dataset \.\./shared/data/gray/bsd68 --degradation gaussian:25 --baseline bm3d",
@@ -272,16 +273,19 @@ def test_readme_restore_and_evaluate_synopsis(tmp_path, capsys):
     """`lnca restore` and `lnca evaluate` with a preset, with each option the synopsis shows."""
     images = write_crops(tmp_path / "set", count=2, size=64)
     synopsis = readme_command("lnca restore IN")
-    for option in ("--preset", "--model", "--noise-level", "--steps", "--tile", "--memory-budget", "-o"):
+    for option in ("--preset", "--model", "--noise-level", "--self-ensemble", "--steps", "--tile",
+                   "--memory-budget", "-o"):
         assert f"{option} " in synopsis
     code = cli.main(["restore", *map(str, images), "-o", str(tmp_path / "out"), "--preset", PRESET,
-                     "--steps", "16", "--tile", "32", "--memory-budget", "512", "--keep-going"])
+                     "--steps", "16", "--tile", "32", "--memory-budget", "512", "--keep-going",
+                     "--self-ensemble", "2"])
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["crop_0.png", "crop_1.png"]
     assert Image.open(tmp_path / "out" / "crop_0.png").size == (64, 64)
 
     synopsis = readme_command("lnca evaluate [")
-    for option in ("--preset", "--dataset", "--degradation", "--baseline", "--noise-level", "--json"):
+    for option in ("--preset", "--dataset", "--degradation", "--baseline", "--noise-level",
+                   "--self-ensemble", "--json"):
         assert f"{option} " in synopsis
     out = tmp_path / "evaluate.json"
     code = cli.main(["evaluate", "--preset", PRESET, "--dataset", str(tmp_path / "set"),

@@ -53,3 +53,16 @@ def number(low=0.0, high=None, above=False):
 
 SEED = integer(0, MAX_SEED)
 STEPS = integer(1, MAX_STEPS)
+
+
+def add_self_ensemble(parser, many=False):
+    """`--self-ensemble N`: the views of an image `restore` averages (1, 2, 4 or 8)."""
+    parser.add_argument(
+        "--self-ensemble", type=integer(1, 8), choices=(1, 2, 4, 8), metavar="N",
+        action="extend" if many else "store", nargs="+" if many else None,
+        default=[] if many else None,
+        help="restore N views of each image (flips; 8 adds transposes) and average them: "
+        "N times the time for a small gain, about 0.1 dB at sigma 15 with 4 (default: the "
+        "model's, 1 for the presets)"
+        + ("; several values give one row each" if many else ""),
+    )

@@ -1,5 +1,6 @@
 """`lnca evaluate`: PSNR / SSIM of models and baselines on a folder."""
 
+import itertools
 import os
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def add_parser(subparsers):
                         "the default) and/or told (the true level, as BM3D); both give two rows")
     parser.add_argument("--steps", type=arguments.STEPS, metavar="N",
                         help="NCA steps for the models (default: the model's)")
+    arguments.add_self_ensemble(parser, many=True)
     parser.add_argument("--seed", type=arguments.SEED, default=0, help="evaluation noise seed (default 0)")
     parser.add_argument("--limit", type=arguments.integer(1), metavar="N",
                         help="evaluate only the first N images")
@@ -114,15 +116,18 @@ def run(args):
     how = list(dict.fromkeys(args.noise_level or ["estimate"]))
     models = load_models(args)
     methods, told = {}, {}
-    for name, model in models.items():
+    # Each --self-ensemble value gives its own rows, named with an `@xN` suffix.
+    views = [(n, f"@x{n}") for n in dict.fromkeys(args.self_ensemble)] or [(None, "")]
+    for (name, model), (n, suffix) in itertools.product(models.items(), views):
         if not getattr(model, "noise_map", False) or "estimate" in how:
-            methods[name] = (lambda m: lambda image: m.restore(image, steps=args.steps))(model)
+            methods[name + suffix] = (lambda m, n: lambda image: m.restore(
+                image, steps=args.steps, self_ensemble=n))(model, n)
         if getattr(model, "noise_map", False) and "told" in how:
-            told[name + TOLD_SUFFIX] = (
-                lambda m: lambda image, info: m.restore(
-                    image, steps=args.steps, noise_level=info["sigma"]
+            told[name + TOLD_SUFFIX + suffix] = (
+                lambda m, n: lambda image, info: m.restore(
+                    image, steps=args.steps, noise_level=info["sigma"], self_ensemble=n
                 )
-            )(model)
+            )(model, n)
     result = evaluation.evaluate(
         args.dataset, degradation, methods, list(dict.fromkeys(args.baseline)),
         seed=args.seed, channels=_channels(args, models), limit=args.limit,

@@ -31,6 +31,7 @@ def add_parser(subparsers):
                         help="noise sigma on the 0-255 scale, for noise-level-aware models "
                         "(default: estimated per image, and printed)")
     parser.add_argument("--steps", type=arguments.integer(0, MAX_STEPS), default=None, help="NCA steps (default: the model's)")
+    arguments.add_self_ensemble(parser)
     parser.add_argument("--tile", type=arguments.integer(8), default=None,
                         help="restore in tiles of this size in pixels (default: in one piece "
                         "when it fits --memory-budget, else in tiles that do)")
@@ -224,7 +225,8 @@ def _restore_one(source, target, model, name, args):
             level, how = estimate_noise_map(image.astype("float32") / scale), "estimated"
     try:
         restored = model.restore(image, steps=args.steps, tile=args.tile, noise_level=level,
-                                 memory_budget_mb=args.memory_budget, progress=not args.quiet)
+                                 memory_budget_mb=args.memory_budget, progress=not args.quiet,
+                                 self_ensemble=args.self_ensemble)
     except ValueError as error:  # e.g. a broken model's non-finite output: no file
         raise UserError(f"{source.name}: {first_line(error)}") from None
     if alpha is not None and target.suffix.lower() not in ALPHA_EXTENSIONS:
@@ -244,7 +246,9 @@ def _restore_one(source, target, model, name, args):
         print(f"lnca restore: note: {note}", file=sys.stderr)
     if not args.quiet:
         sigma = "" if level is None else f", sigma {_level_text(level)} ({how})"
-        print(f"{source.name}: {pathlib.Path(name).name}{sigma}, "
+        views = args.self_ensemble or model.self_ensemble
+        views = f", {views} views averaged" if views > 1 else ""
+        print(f"{source.name}: {pathlib.Path(name).name}{sigma}{views}, "
               f"{time.perf_counter() - began:.2f} s -> {target}")
 
 

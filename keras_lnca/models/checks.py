@@ -102,8 +102,18 @@ def check_train_steps(train_steps):
     return int(low), int(high)
 
 
-def check_restore_arguments(steps, tile, batch_size, tolerance):
-    """The arguments of `restore`: steps, tile size, batch size, early-stop tolerance."""
+def check_self_ensemble(value):
+    """The number of views a geometric self-ensemble averages: 1, 2, 4 or 8."""
+    if isinstance(value, bool) or value not in (1, 2, 4, 8):
+        raise ValueError(f"`self_ensemble` must be 1, 2, 4 or 8 (views averaged), got {value!r}.")
+    return int(value)
+
+
+def check_restore_arguments(steps, tile, batch_size, tolerance, self_ensemble=None):
+    """The arguments of `restore`: steps, tile size, batch size, early-stop
+    tolerance, views of the self-ensemble."""
+    if self_ensemble is not None:
+        check_self_ensemble(self_ensemble)
     if steps is not None:
         check_steps("steps", steps)
     if tile is not None and (isinstance(tile, bool) or not float(tile).is_integer() or tile < 8):
@@ -117,7 +127,7 @@ def check_restore_arguments(steps, tile, batch_size, tolerance):
 
 def check_model_arguments(dtype_policy, channels, hidden_channels, train_steps, inference_steps,
                           fire_rate, pool_size, pool_image_size, pool_rate, cell_config, out_seed,
-                          noise_map, loss_balance, seed):
+                          noise_map, loss_balance, seed, self_ensemble=1):
     """The common arguments of the NCA models, checked and normalised (ints as
     ints, `train_steps` as a pair), before any variable is built."""
     if loss_balance not in (None, "psnr"):
@@ -136,6 +146,7 @@ def check_model_arguments(dtype_policy, channels, hidden_channels, train_steps, 
         "hidden_channels": check_int("hidden_channels", hidden_channels, 1, MAX_WIDTH),
         "train_steps": check_train_steps(train_steps),
         "inference_steps": check_steps("inference_steps", inference_steps, low=1),
+        "self_ensemble": check_self_ensemble(self_ensemble),
         "fire_rate": check_number("fire_rate", fire_rate, 0.0, 1.0),
         "pool_size": check_int("pool_size", pool_size, 0, 1_000_000),
         "pool_image_size": check_int("pool_image_size", pool_image_size, 1, 4096),

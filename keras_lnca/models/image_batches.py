@@ -262,3 +262,37 @@ def check_pairs(degraded, clean, channels, model_name="The model", degraded_chan
             raise ValueError(
                 f"Degraded and clean images must have the same shape; got {first} and {second}."
             )
+
+
+# The views of a geometric self-ensemble, as (transpose, flip rows, flip
+# columns): the first 1, 2 or 4 keep an image's shape, all 8 are the
+# symmetries of the square.
+DIHEDRAL_VIEWS = (
+    (False, False, False), (False, False, True), (False, True, False), (False, True, True),
+    (True, False, False), (True, False, True), (True, True, False), (True, True, True),
+)
+SELF_ENSEMBLE_SIZES = (1, 2, 4, 8)
+
+
+def dihedral_view(batch, view):
+    """`batch` `(N, H, W, C)` seen through one of `DIHEDRAL_VIEWS`."""
+    transpose, flip_rows, flip_columns = view
+    if transpose:
+        batch = np.swapaxes(batch, 1, 2)
+    if flip_rows:
+        batch = batch[:, ::-1]
+    if flip_columns:
+        batch = batch[:, :, ::-1]
+    return np.ascontiguousarray(batch)
+
+
+def undo_dihedral_view(batch, view):
+    """The inverse of `dihedral_view(batch, view)`."""
+    transpose, flip_rows, flip_columns = view
+    if flip_columns:
+        batch = batch[:, :, ::-1]
+    if flip_rows:
+        batch = batch[:, ::-1]
+    if transpose:
+        batch = np.swapaxes(batch, 1, 2)
+    return batch

@@ -84,6 +84,10 @@ class LNCA(NCAModel):
             after the noise level, so that the chroma passes can follow the
             edges luma shows (a model started from one without the guide
             starts with zero weights on it, and so restores as that one).
+        self_ensemble: int, 1 (default), 2, 4 or 8: how many views of an
+            image (flips; with 8, transposes too) `restore` averages by
+            default, each view's output mapped back first. It costs that many
+            forward passes; `predict` and training never use it.
         phase: `"autoencoder"` (default) or `"nca"`.
         seed: int, seed of the training schedule and masks.
         **kwargs: standard `keras.Model` arguments.
@@ -128,6 +132,7 @@ class LNCA(NCAModel):
         loss_balance=None,
         color_space=None,
         luma_guide=False,
+        self_ensemble=1,
         phase=None,
         seed=None,
         **kwargs,
@@ -172,6 +177,7 @@ class LNCA(NCAModel):
             loss_balance=loss_balance,
             color_space=color_space,
             luma_guide=luma_guide,
+            self_ensemble=self_ensemble,
             phase=phase,
             seed=seed,
             **kwargs,

@@ -84,6 +84,7 @@ class NCAModel(RestoreMixin, PhasesMixin, keras.Model):
         loss_balance=None,
         color_space=None,
         luma_guide=False,
+        self_ensemble=1,
         phase=None,
         seed=None,
         **kwargs,
@@ -95,7 +96,7 @@ class NCAModel(RestoreMixin, PhasesMixin, keras.Model):
             train_steps=train_steps, inference_steps=inference_steps, fire_rate=fire_rate,
             pool_size=pool_size, pool_image_size=pool_image_size, pool_rate=pool_rate,
             cell_config=cell_config, out_seed=out_seed, noise_map=noise_map,
-            loss_balance=loss_balance, seed=seed,
+            loss_balance=loss_balance, seed=seed, self_ensemble=self_ensemble,
         )
         for name, value in checked.items():  # each argument kept, as checked
             setattr(self, name, value)
@@ -495,6 +496,7 @@ class NCAModel(RestoreMixin, PhasesMixin, keras.Model):
                 "loss_balance": self.loss_balance,
                 "color_space": self.color_space,
                 "luma_guide": self.luma_guide,
+                "self_ensemble": self.self_ensemble,
                 "phase": self.phase,
                 "seed": self.seed,
             }

@@ -19,7 +19,7 @@ class PixelNCA(NCAModel):
         cell: `"vitca"` (default) or `"sobel"` (or `"nafca"`).
         hidden_channels: int, hidden channels per cell. Defaults to 32.
         train_steps, inference_steps, fire_rate, pool_size, pool_image_size,
-        pool_rate, cell_config, seed: as in `LNCA`.
+        pool_rate, cell_config, self_ensemble, seed: as in `LNCA`.
         **kwargs: standard `keras.Model` arguments.
 
     Example:

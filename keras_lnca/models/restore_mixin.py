@@ -50,7 +50,7 @@ class RestoreMixin:
     """
 
     def restore(self, image, steps=None, tile=None, batch_size=1, tolerance=None,
-                noise_level=None, memory_budget_mb=None, progress=False):
+                noise_level=None, memory_budget_mb=None, progress=False, self_ensemble=None):
         """Restores images given as numpy arrays or PIL images.
 
         Args:
@@ -80,12 +80,18 @@ class RestoreMixin:
                 output, conversions: about 40 bytes per pixel and channel)
                 come on top.
             progress: show a progress bar over the tiles of a tiled restoration.
+            self_ensemble: 1, 2, 4 or 8 views of the image to restore and
+                average (a geometric self-ensemble: flips, and with 8 also
+                transposes; each output is mapped back before averaging).
+                Defaults to the model's `self_ensemble`. Each view costs one
+                forward pass; the noise level is estimated once.
 
         Returns:
             A numpy array of the input's shape and dtype family (uint8 in,
             uint8 out; float in, float32 out).
         """
-        check_restore_arguments(steps, tile, batch_size, tolerance)
+        check_restore_arguments(steps, tile, batch_size, tolerance, self_ensemble)
+        views = image_batches.DIHEDRAL_VIEWS[: self.self_ensemble if self_ensemble is None else self_ensemble]
         budget = memory_budget(memory_budget_mb)
         if noise_level is not None and not self.noise_map:
             raise ValueError(
@@ -95,19 +101,31 @@ class RestoreMixin:
         batch, restore_like = image_batches.to_batch(image, self.channels, self.grid_factor)
         batch = self.model_input(batch, noise_level, restore_like.size)
         steps = self.inference_steps if steps is None else int(steps)
-        tile = tiling.choose_tile(self, batch.shape, steps, tile, budget, batch_size)
-        if tile:
-            restored = tiling.restore_tiled(self, batch, steps=steps, tile=tile, tolerance=tolerance,
-                                            progress=progress)
-        else:
-            restored = self.predict_with_steps(batch, steps, batch_size, tolerance)
+        restored = None
+        for view in views:
+            out = image_batches.undo_dihedral_view(
+                self._restore_batch(image_batches.dihedral_view(batch, view), steps, tile, budget,
+                                    batch_size, tolerance, progress),
+                view,
+            )
+            restored = out if restored is None else restored + out
         del batch
+        if len(views) > 1:
+            restored = restored / np.float32(len(views))
         if not np.all(np.isfinite(restored)):
             raise ValueError(
                 "The model's output holds NaN or infinite values: its weights are broken "
                 "(a diverged training run?); nothing was restored."
             )
         return restore_like(restored)
+
+    def _restore_batch(self, batch, steps, tile, budget, batch_size, tolerance, progress):
+        """One forward pass of `restore` over a model input batch, tiled if needed."""
+        tile = tiling.choose_tile(self, batch.shape, steps, tile, budget, batch_size)
+        if tile:
+            return tiling.restore_tiled(self, batch, steps=steps, tile=tile, tolerance=tolerance,
+                                        progress=progress)
+        return self.predict_with_steps(batch, steps, batch_size, tolerance)
 
     def inference_bytes_per_pixel(self):
         """An upper estimate of the bytes per image pixel a forward pass holds.
