@@ -356,7 +356,12 @@ def test_a_run_folder_keeps_its_recipe_and_one_run_at_a_time(tmp_path):
     record_recipe(tmp_path, longer, log=messages.append)
     assert "the phases change" in messages[0]
     assert json.loads((tmp_path / "recipe.json").read_text())["phases"][1]["epochs"] == 5
-    wider = json.loads(json.dumps(longer))
+    served = json.loads(json.dumps(longer))
+    served["model"]["self_ensemble"] = 2  # an inference-only setting: recorded, not refused
+    record_recipe(tmp_path, served, log=messages.append)
+    assert messages[1].endswith("model.self_ensemble: None -> 2 (recorded in recipe.json)"), messages
+    assert json.loads((tmp_path / "recipe.json").read_text())["model"]["self_ensemble"] == 2
+    wider = json.loads(json.dumps(served))
     wider["model"]["hidden_channels"] = 64
     with pytest.raises(UserError, match=r"started with another recipe \(model.hidden_channels: None -> 64\)"):
         record_recipe(tmp_path, wider)

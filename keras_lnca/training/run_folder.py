@@ -10,8 +10,18 @@ from keras_lnca.errors import UserError
 LOCK = ".lock"
 RECIPE = "recipe.json"
 # What makes a run's checkpoints mean what they mean. Epoch counts may change
-# (a run goes on for longer, or `--epochs-scale`); the change is recorded.
+# (a run goes on for longer, or `--epochs-scale`), and so may the model's
+# inference-only settings; each change is recorded.
 FIXED_KEYS = ("model", "data", "compile", "seed", "init_from")
+INFERENCE_KEYS = ("inference_steps", "self_ensemble")
+
+
+def _fixed(recipe):
+    """The parts of a recipe a run's checkpoints depend on."""
+    fixed = {key: recipe.get(key) for key in FIXED_KEYS}
+    if isinstance(fixed["model"], dict):
+        fixed["model"] = {k: v for k, v in fixed["model"].items() if k not in INFERENCE_KEYS}
+    return fixed
 
 
 @contextlib.contextmanager
@@ -46,7 +56,8 @@ def _differences(old, new, prefix=""):
 def record_recipe(run_dir, recipe, log=print):
     """Writes the recipe into a new run folder, or checks it against the one a
     run was started with: a change to the model, data, compile arguments, seed
-    or `init_from` is refused; changed epoch counts are logged and recorded."""
+    or `init_from` is refused; changed epoch counts and inference-only model
+    settings (`INFERENCE_KEYS`) are logged and recorded."""
     from keras_lnca.data.io import atomic_write
 
     path = pathlib.Path(run_dir) / RECIPE
@@ -55,7 +66,7 @@ def record_recipe(run_dir, recipe, log=print):
             started = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             raise UserError(f"{path} is damaged; restore it from git, or start a new --run-dir") from None
-        fixed = _differences({k: started.get(k) for k in FIXED_KEYS}, {k: recipe.get(k) for k in FIXED_KEYS})
+        fixed = _differences(_fixed(started), _fixed(recipe))
         if fixed:
             raise UserError(
                 f"{run_dir} was started with another recipe ({fixed[0]}"
@@ -64,8 +75,12 @@ def record_recipe(run_dir, recipe, log=print):
             )
         before = [(p.get("phase"), p.get("epochs")) for p in started.get("phases", [])]
         after = [(p["phase"], p["epochs"]) for p in recipe["phases"]]
-        if before == after:
+        changes = [] if before == after else [f"the phases change from {before} to {after}"]
+        changes += [f"model.{change}" for change in _differences(
+            {k: (started.get("model") or {}).get(k) for k in INFERENCE_KEYS},
+            {k: (recipe.get("model") or {}).get(k) for k in INFERENCE_KEYS})]
+        if not changes:
             return
-        log(f"{run_dir}: the phases change from {before} to {after} (recorded in {RECIPE})")
+        log(f"{run_dir}: {'; '.join(changes)} (recorded in {RECIPE})")
     text = json.dumps(recipe, indent=2) + "\n"
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
