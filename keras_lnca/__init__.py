@@ -14,7 +14,8 @@ restored = model.restore(noisy)      # numpy in, numpy out
 `import keras_lnca` imports Keras (and so its backend) and registers the
 package's serialisable classes, so that `keras.saving.load_model` reads our
 `.keras` files. TensorFlow's native start-up lines are muted during that
-import, unless `TF_CPP_MIN_LOG_LEVEL` is set. The `lnca` command is the exception: it starts without
+import, unless `TF_CPP_MIN_LOG_LEVEL=0` asks for every line (other levels do
+not hide them: they are printed before TensorFlow reads its log level). The `lnca` command is the exception: it starts without
 Keras, so that `lnca --help` answers at once, and imports it only when a
 command needs a model.
 """
@@ -68,8 +69,8 @@ from keras_lnca.startup import native_stderr_silenced  # noqa: E402
 
 choose_backend()
 if not _started_by_the_cli():
-    if "keras" in _sys.modules or "TF_CPP_MIN_LOG_LEVEL" in _os.environ:
-        register()  # Keras started already, or the user chose TensorFlow's log level
+    if "keras" in _sys.modules or _os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        register()  # Keras started already, or the user asked for all of TensorFlow's lines
     else:
         # TensorFlow's native start-up lines (oneDNN, CPU features, absl) would
         # land in the user's script or notebook.

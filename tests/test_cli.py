@@ -172,12 +172,14 @@ def test_several_inputs_into_a_file_name_are_refused(tmp_path, capsys):
     assert not (tmp_path / "x.png").exists()
 
 
-def test_import_prints_nothing(backend):
-    """`import keras_lnca` on this pass's backend: no native start-up lines."""
+@pytest.mark.parametrize("level", [None, "2"])
+def test_import_prints_nothing(backend, level):
+    """`import keras_lnca` on this pass's backend: no native start-up lines, also when
+    `TF_CPP_MIN_LOG_LEVEL` is set to a level that TensorFlow applies only later."""
     import os
 
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    env["KERAS_BACKEND"] = backend
+    env.update({"KERAS_BACKEND": backend}, **({} if level is None else {"TF_CPP_MIN_LOG_LEVEL": level}))
     result = subprocess.run([sys.executable, "-c", "import keras_lnca"], capture_output=True,
                             text=True, env=env, timeout=300)
     assert result.returncode == 0 and result.stderr == "" and result.stdout == ""
