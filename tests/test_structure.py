@@ -231,3 +231,27 @@ def test_the_top_level_namespace_lists_only_public_names():
         value = getattr(keras_lnca, name)
         if isinstance(value, types.ModuleType):
             assert value.__name__.startswith("keras_lnca."), (name, value.__name__)
+
+
+def _call_paths_tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("call_paths", PACKAGE.parent / "tools" / "call_paths.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_call_paths_counts_steps_into_visited_files():
+    """`tools/call_paths.py` (the figures of docs/architecture.md): a step into a file the
+    path has already visited is a return, and each distinct step counts once."""
+    tool = _call_paths_tool()
+    path = [("cli.py", "a.py"), ("a.py", "b.py"), ("b.py", "a.py"), ("cli.py", "c.py"), ("c.py", "b.py")]
+    assert tool.returns(path) == [("b.py", "a.py"), ("c.py", "b.py")]
+    import keras_lnca
+    from keras_lnca.degradations import parse
+
+    root = pathlib.Path(keras_lnca.__file__).parent
+    steps = tool.file_steps(lambda: [parse("gaussian:25") for _ in range(3)], root)
+    assert steps and len(steps) == len(set(steps))  # loops count once
+    assert all(not pathlib.Path(f).is_absolute() and (root / f).is_file() for step in steps for f in step)
