@@ -15,9 +15,9 @@ restored = model.restore(noisy)      # numpy in, numpy out
 package's serialisable classes, so that `keras.saving.load_model` reads our
 `.keras` files. TensorFlow's native start-up lines are muted during that
 import, unless `TF_CPP_MIN_LOG_LEVEL=0` asks for every line (other levels do
-not hide them: they are printed before TensorFlow reads its log level). The `lnca` command is the exception: it starts without
-Keras, so that `lnca --help` answers at once, and imports it only when a
-command needs a model.
+not hide them: they are printed before TensorFlow reads its log level). The
+`lnca` command is the exception: it starts without Keras, so that `lnca --help`
+answers at once, and imports it only when a command needs a model.
 """
 
 import importlib as _importlib

@@ -372,10 +372,15 @@ class TestSelfEnsemble(TestCase):
         flipped = model.restore(image[:, ::-1])[:, ::-1]
         assert np.abs(plain - flipped).max() > 1e-4  # the views differ, so averaging does something
         np.testing.assert_allclose(model.restore(image, self_ensemble=2), (plain + flipped) / 2, atol=1e-5)
-        transposed = model.restore(image.transpose(1, 0, 2)).transpose(1, 0, 2)
-        eight = model.restore(image, self_ensemble=8)
-        assert eight.shape == image.shape
-        assert np.abs(eight - plain).max() > 1e-5 and np.abs(eight - transposed).max() > 1e-5
+        # Eight views: the mean of each view restored and mapped back by its own inverse.
+        from keras_lnca.models import image_batches
+
+        views = [image_batches.undo_dihedral_view(
+            model.restore(image_batches.dihedral_view(image[None], view))[:, :, :, :], view)[0]
+            for view in image_batches.DIHEDRAL_VIEWS]
+        assert len({v.tobytes() for v in views}) == 8
+        np.testing.assert_allclose(model.restore(image, self_ensemble=8), np.mean(views, axis=0), atol=1e-5)
+        np.testing.assert_allclose(model.restore(image, self_ensemble=2.0), (plain + flipped) / 2, atol=1e-5)
         # Tiled views agree with whole ones.
         large = np.random.default_rng(1).random((60, 47, 1)).astype("float32")
         np.testing.assert_allclose(model.restore(large, self_ensemble=8, tile=24),
@@ -389,7 +394,21 @@ class TestSelfEnsemble(TestCase):
         loaded = keras.saving.load_model(tmp_path / "m.keras")
         assert loaded.self_ensemble == 2 and loaded.get_config() == model.get_config()
 
-    @pytest.mark.parametrize("value", [0, 3, 16, True, 2.5, "2"])
+    def test_a_batch_and_a_noise_map_take_the_same_views(self):
+        model = tiny_lnca(channels=3, inference_steps=2, noise_map=True)
+        model.build((None, 16, 16, 4))
+        for w in model.nca.trainable_weights:
+            w.assign(to_numpy(w) + 0.01)
+        images = np.random.default_rng(2).random((3, 24, 17, 3)).astype("float32")
+        level = np.linspace(5, 50, 17)[None, :].repeat(24, axis=0)  # varies across the columns
+        each = [model.restore(image, noise_level=level, self_ensemble=8) for image in images]
+        together = model.restore(images, noise_level=level, self_ensemble=8, batch_size=2)
+        np.testing.assert_allclose(together, np.stack(each), atol=1e-5)
+        mirrored = model.restore(images[:, :, ::-1], noise_level=level[:, ::-1], self_ensemble=2)
+        np.testing.assert_allclose(mirrored[:, :, ::-1], model.restore(images, noise_level=level,
+                                                                       self_ensemble=2), atol=1e-5)
+
+    @pytest.mark.parametrize("value", [0, 3, 16, True, 2.5, "2", np.True_])
     def test_bad_sizes_are_one_line_errors(self, value):
         with pytest.raises(ValueError, match="`self_ensemble` must be 1, 2, 4 or 8"):
             tiny_lnca(channels=1, self_ensemble=value)

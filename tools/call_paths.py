@@ -56,13 +56,14 @@ def file_steps(run, root):
         if caller is not None and caller != callee:
             steps.setdefault((caller, callee), None)
 
+    before = sys.getprofile(), threading.getprofile()
     threading.setprofile(hook)
     sys.setprofile(hook)
     try:
         run()
     finally:
-        sys.setprofile(None)
-        threading.setprofile(None)
+        sys.setprofile(before[0])
+        threading.setprofile(before[1])
     return list(steps)
 
 

@@ -5,6 +5,7 @@ import argparse
 import math
 
 from keras_lnca.models.checks import MAX_SEED
+from keras_lnca.models.checks import SELF_ENSEMBLE_SIZES
 from keras_lnca.models.checks import MAX_STEPS
 
 # The largest side `export --size` and the benchmarks accept: a fixed input of
@@ -56,13 +57,18 @@ STEPS = integer(1, MAX_STEPS)
 
 
 def add_self_ensemble(parser, many=False):
-    """`--self-ensemble N`: the views of an image `restore` averages (1, 2, 4 or 8)."""
+    """Adds `--self-ensemble N` to `parser`: the views of an image `restore` averages.
+
+    Args:
+        parser: an `argparse` parser.
+        many: accept several values (`lnca evaluate`: one row each).
+    """
     parser.add_argument(
-        "--self-ensemble", type=integer(1, 8), choices=(1, 2, 4, 8), metavar="N",
+        "--self-ensemble", type=integer(1, 8), choices=SELF_ENSEMBLE_SIZES, metavar="N",
         action="extend" if many else "store", nargs="+" if many else None,
         default=[] if many else None,
         help="restore N views of each image (flips; 8 adds transposes) and average them: "
-        "N times the time for a small gain, about 0.1 dB at sigma 15 with 4 (default: the "
-        "model's, 1 for the presets)"
+        "up to N times the time for a small gain, about 0.1 dB at sigma 15 with 4 (default: "
+        "the model's, 1 for the presets)"
         + ("; several values give one row each" if many else ""),
     )

@@ -102,18 +102,28 @@ def check_train_steps(train_steps):
     return int(low), int(high)
 
 
+# How many views a geometric self-ensemble may average (see `restore`).
+SELF_ENSEMBLE_SIZES = (1, 2, 4, 8)
+
+
 def check_self_ensemble(value):
-    """The number of views a geometric self-ensemble averages: 1, 2, 4 or 8."""
-    if isinstance(value, bool) or value not in (1, 2, 4, 8):
+    """The number of views a geometric self-ensemble averages, as an int.
+
+    Args:
+        value: one of `SELF_ENSEMBLE_SIZES`, as an integer or an integral float.
+
+    Raises:
+        ValueError: anything else (booleans included), in one line.
+    """
+    integral = isinstance(value, (int, np.integer)) or (
+        isinstance(value, (float, np.floating)) and float(value).is_integer())
+    if isinstance(value, (bool, np.bool_)) or not integral or int(value) not in SELF_ENSEMBLE_SIZES:
         raise ValueError(f"`self_ensemble` must be 1, 2, 4 or 8 (views averaged), got {value!r}.")
     return int(value)
 
 
-def check_restore_arguments(steps, tile, batch_size, tolerance, self_ensemble=None):
-    """The arguments of `restore`: steps, tile size, batch size, early-stop
-    tolerance, views of the self-ensemble."""
-    if self_ensemble is not None:
-        check_self_ensemble(self_ensemble)
+def check_restore_arguments(steps, tile, batch_size, tolerance):
+    """The arguments of `restore`: steps, tile size, batch size, early-stop tolerance."""
     if steps is not None:
         check_steps("steps", steps)
     if tile is not None and (isinstance(tile, bool) or not float(tile).is_integer() or tile < 8):

@@ -271,11 +271,18 @@ DIHEDRAL_VIEWS = (
     (False, False, False), (False, False, True), (False, True, False), (False, True, True),
     (True, False, False), (True, False, True), (True, True, False), (True, True, True),
 )
-SELF_ENSEMBLE_SIZES = (1, 2, 4, 8)
 
 
 def dihedral_view(batch, view):
-    """`batch` `(N, H, W, C)` seen through one of `DIHEDRAL_VIEWS`."""
+    """`batch` seen through one of `DIHEDRAL_VIEWS`, as a contiguous array.
+
+    Args:
+        batch: array `(N, H, W, C)`.
+        view: `(transpose, flip_rows, flip_columns)`, an entry of `DIHEDRAL_VIEWS`.
+
+    Returns:
+        `(N, W, H, C)` for a transposing view, else `(N, H, W, C)`.
+    """
     transpose, flip_rows, flip_columns = view
     if transpose:
         batch = np.swapaxes(batch, 1, 2)
@@ -287,7 +294,12 @@ def dihedral_view(batch, view):
 
 
 def undo_dihedral_view(batch, view):
-    """The inverse of `dihedral_view(batch, view)`."""
+    """The inverse of `dihedral_view(batch, view)` (a view of `batch`, not a copy).
+
+    Args:
+        batch: array `(N, H, W, C)`, as `dihedral_view(..., view)` returned it.
+        view: the same entry of `DIHEDRAL_VIEWS`.
+    """
     transpose, flip_rows, flip_columns = view
     if flip_columns:
         batch = batch[:, :, ::-1]

@@ -87,7 +87,9 @@ class LNCA(NCAModel):
         self_ensemble: int, 1 (default), 2, 4 or 8: how many views of an
             image (flips; with 8, transposes too) `restore` averages by
             default, each view's output mapped back first. It costs that many
-            forward passes; `predict` and training never use it.
+            forward passes. `restore` uses it (and so `lnca restore`,
+            `lnca evaluate` and a preset card's figures); `predict`, `fit`
+            and the exported files run one view.
         phase: `"autoencoder"` (default) or `"nca"`.
         seed: int, seed of the training schedule and masks.
         **kwargs: standard `keras.Model` arguments.

@@ -5,6 +5,7 @@ import numpy as np
 from keras_lnca.models import image_batches
 from keras_lnca import tiling
 from keras_lnca.models.checks import check_restore_arguments
+from keras_lnca.models.checks import check_self_ensemble
 
 # What one forward pass of `restore` may take unless told otherwise (MB).
 DEFAULT_MEMORY_BUDGET_MB = 2048.0
@@ -84,14 +85,16 @@ class RestoreMixin:
                 average (a geometric self-ensemble: flips, and with 8 also
                 transposes; each output is mapped back before averaging).
                 Defaults to the model's `self_ensemble`. Each view costs one
-                forward pass; the noise level is estimated once.
+                forward pass and one input-sized copy; the noise level is
+                estimated once.
 
         Returns:
             A numpy array of the input's shape and dtype family (uint8 in,
             uint8 out; float in, float32 out).
         """
-        check_restore_arguments(steps, tile, batch_size, tolerance, self_ensemble)
-        views = image_batches.DIHEDRAL_VIEWS[: self.self_ensemble if self_ensemble is None else self_ensemble]
+        check_restore_arguments(steps, tile, batch_size, tolerance)
+        views = self.self_ensemble if self_ensemble is None else check_self_ensemble(self_ensemble)
+        views = image_batches.DIHEDRAL_VIEWS[:views]
         budget = memory_budget(memory_budget_mb)
         if noise_level is not None and not self.noise_map:
             raise ValueError(
@@ -108,7 +111,10 @@ class RestoreMixin:
                                     batch_size, tolerance, progress),
                 view,
             )
-            restored = out if restored is None else restored + out
+            if restored is None:  # a copy to sum into in place, where views follow
+                restored = out if len(views) == 1 else np.array(out, dtype="float32")
+            else:
+                restored += out
         del batch
         if len(views) > 1:
             restored = restored / np.float32(len(views))
