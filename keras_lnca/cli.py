@@ -81,14 +81,16 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(self.prog, message)
 
 
-def build_parser():
+def build_parser(command=None):
+    """The `lnca` parser: with `command` (one of `COMMANDS`), that command's
+    alone, so that a command imports no other command's module; else all."""
     parser = _Parser(
         prog="lnca",
         description="Latent Neural Cellular Automata for image restoration.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for name in COMMANDS:
+    for name in COMMANDS if command is None else (command,):
         try:
             module = importlib.import_module(f"keras_lnca.commands.{name}")
         except ModuleNotFoundError as error:
@@ -128,7 +130,7 @@ def main(argv=None):
     if not argv:
         print(TOUR)
         return 0
-    parser = build_parser()
+    parser = build_parser(argv[0] if argv[0] in COMMANDS else None)
     try:
         args = parser.parse_args(argv)
     except _UsageError as error:
