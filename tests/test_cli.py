@@ -235,3 +235,17 @@ def test_a_model_with_broken_weights_writes_no_file(tmp_path, capsys):
                            "--model", tmp_path / "broken.keras")
     assert code == 2 and "NaN" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out.png").exists()
+
+
+def test_a_command_imports_no_other_command():
+    """`lnca restore` builds its own parser only: the other commands and the benchmarks
+    are not imported (`lnca --help` still lists every command)."""
+    code = ("import sys\nfrom keras_lnca import cli\ncli.main(['restore', 'nope.png', '-o', 'x.png'])\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('keras_lnca.commands.', "
+            "'keras_lnca.benchmarks'))))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "['keras_lnca.commands.arguments', 'keras_lnca.commands.restore']", result
+    assert "No such file" in result.stderr
+    listing = subprocess.run([sys.executable, "-m", "keras_lnca.cli", "--help"], capture_output=True,
+                             text=True, timeout=120).stdout
+    assert all(f"    {name} " in listing for name in ("demo", "restore", "evaluate", "train", "export"))
