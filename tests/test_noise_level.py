@@ -388,6 +388,9 @@ class TestCommandLine:
         assert cli.main(["restore", str(tmp_path / "0.png"), "-o", str(tmp_path / "b.png"),
                          "--self-ensemble", "3"]) == 2
         assert "--self-ensemble" in capsys.readouterr().err and not (tmp_path / "b.png").exists()
+        assert cli.main(["evaluate", "--baseline", "identity", "--dataset", str(tmp_path),
+                         "--degradation", "gaussian:25", "--self-ensemble", "2"]) == 2
+        assert "--self-ensemble applies to models" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(

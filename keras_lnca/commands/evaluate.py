@@ -96,6 +96,8 @@ def check(args):
 
     if not (args.preset or args.model or args.baseline):
         raise UserError("nothing to evaluate: give --preset, --model or --baseline")
+    if args.self_ensemble and not (args.preset or args.model):
+        raise UserError("--self-ensemble applies to models: give --preset or --model")
     if not os.path.isdir(args.dataset):
         raise UserError(f"no such dataset folder: {args.dataset}")
     check_output(args.json, "--json", None, overwrite=args.overwrite)
