@@ -106,10 +106,11 @@ class RestoreMixin:
         steps = self.inference_steps if steps is None else int(steps)
         restored = None
         for view in views:
+            seen = image_batches.dihedral_view(batch, view)
+            # Chosen here, so that its warnings point at the caller of `restore`.
+            chosen = tiling.choose_tile(self, seen.shape, steps, tile, budget, batch_size)
             out = image_batches.undo_dihedral_view(
-                self._restore_batch(image_batches.dihedral_view(batch, view), steps, tile, budget,
-                                    batch_size, tolerance, progress),
-                view,
+                self._restore_batch(seen, steps, chosen, batch_size, tolerance, progress), view
             )
             if restored is None:  # a copy to sum into in place, where views follow
                 restored = out if len(views) == 1 else np.array(out, dtype="float32")
@@ -125,9 +126,8 @@ class RestoreMixin:
             )
         return restore_like(restored)
 
-    def _restore_batch(self, batch, steps, tile, budget, batch_size, tolerance, progress):
-        """One forward pass of `restore` over a model input batch, tiled if needed."""
-        tile = tiling.choose_tile(self, batch.shape, steps, tile, budget, batch_size)
+    def _restore_batch(self, batch, steps, tile, batch_size, tolerance, progress):
+        """One forward pass of `restore` over a model input batch, in tiles of `tile` if any."""
         if tile:
             return tiling.restore_tiled(self, batch, steps=steps, tile=tile, tolerance=tolerance,
                                         progress=progress)
