@@ -292,11 +292,18 @@ def test_fit_with_and_without_jit_on_jax(jit):
     assert np.isfinite(history.history["loss"][0])
 
 
-def test_tiled_restoration_equals_untiled():
-    model = tiny_lnca(channels=1, inference_steps=2)
-    model.build((None, 16, 16, 1))
+def nudged_lnca(channels=1, **kwargs):
+    """A built tiny LNCA whose automaton's weights are moved off their initial values
+    (so that its output depends on the input's orientation and position)."""
+    model = tiny_lnca(channels=channels, inference_steps=2, **kwargs)
+    model.build((None, 16, 16, channels + int(kwargs.get("noise_map", False))))
     for w in model.nca.trainable_weights:
         w.assign(to_numpy(w) + 0.01)
+    return model
+
+
+def test_tiled_restoration_equals_untiled():
+    model = nudged_lnca()
     image = np.random.default_rng(0).random((70, 53, 1)).astype("float32")
     whole = model.restore(image)
     tiled = model.restore(image, tile=16)
@@ -363,10 +370,7 @@ class TestSelfEnsemble(TestCase):
             assert image_batches.dihedral_view(batch, view).shape == batch.shape
 
     def test_restore_averages_the_views_mapped_back(self):
-        model = tiny_lnca(channels=1, inference_steps=2)
-        model.build((None, 16, 16, 1))
-        for w in model.nca.trainable_weights:
-            w.assign(to_numpy(w) + 0.01)
+        model = nudged_lnca()
         image = np.random.default_rng(0).random((20, 13, 1)).astype("float32")
         plain = model.restore(image)
         flipped = model.restore(image[:, ::-1])[:, ::-1]
@@ -395,10 +399,7 @@ class TestSelfEnsemble(TestCase):
         assert loaded.self_ensemble == 2 and loaded.get_config() == model.get_config()
 
     def test_a_batch_and_a_noise_map_take_the_same_views(self):
-        model = tiny_lnca(channels=3, inference_steps=2, noise_map=True)
-        model.build((None, 16, 16, 4))
-        for w in model.nca.trainable_weights:
-            w.assign(to_numpy(w) + 0.01)
+        model = nudged_lnca(channels=3, noise_map=True)
         images = np.random.default_rng(2).random((3, 24, 17, 3)).astype("float32")
         level = np.linspace(5, 50, 17)[None, :].repeat(24, axis=0)  # varies across the columns
         each = [model.restore(image, noise_level=level, self_ensemble=8) for image in images]
